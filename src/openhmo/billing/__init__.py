@@ -1,0 +1,1 @@
+"""Premium billing: invoices, payments, balances, grace periods and termination for non-payment."""

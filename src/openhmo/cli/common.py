@@ -1,0 +1,43 @@
+"""What every sub-command shares: the console, the database, and how errors are shown."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from openhmo.config import database_url
+from openhmo.db import make_engine, migrate, transaction
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def actor() -> str:
+    """Who is acting, for the change history: OPENHMO_ACTOR, else the login name."""
+    return os.environ.get("OPENHMO_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def engine(url: str | None = None, *, upgrade: bool = True) -> Engine:
+    """The configured database, migrated to the latest schema."""
+    eng = make_engine(url or database_url())
+    if upgrade:
+        migrate(eng)
+    return eng
+
+
+@contextmanager
+def unit_of_work(url: str | None = None) -> Iterator[Session]:
+    with transaction(engine(url)) as session:
+        yield session
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)

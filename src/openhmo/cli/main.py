@@ -1,0 +1,25 @@
+"""The `openhmo` command: one entry point whose sub-commands are thin shells over the packages."""
+
+from __future__ import annotations
+
+import typer
+
+from openhmo.cli import billing, db, demo, enrollment, imports, network, plans
+
+app = typer.Typer(
+    name="openhmo",
+    help="OpenHMO: run a Health Maintenance Organization - plans, network, enrollment, premiums.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(plans.app, name="plans")
+app.add_typer(network.app, name="network")
+app.add_typer(enrollment.app, name="enrollment")
+app.add_typer(billing.app, name="billing")
+app.add_typer(imports.app, name="import")
+app.command("demo")(demo.demo)
+
+
+if __name__ == "__main__":
+    app()

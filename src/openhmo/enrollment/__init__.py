@@ -1,0 +1,1 @@
+"""Enrollment: subscribers and dependents, coverage, service area, PCP choice, history."""

@@ -1,0 +1,1 @@
+"""The provider network: providers, locations, organizations, contracts and fee schedules."""

@@ -1,0 +1,88 @@
+"""Keep validated plan designs in the database, and read them back.
+
+Saving a design replaces the plan's stored years with the new validated version and
+records the change in the history; the JSON kept on each plan year is exactly what
+was validated, so every later reader (enrollment, billing, adjudication) sees one truth.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openhmo.history.record import record_change
+from openhmo.plans.design import PlanDesign
+from openhmo.plans.models import Plan, PlanPremium, PlanYear, ServiceAreaEntry
+
+
+class UnknownPlan(LookupError):
+    pass
+
+
+def save_design(session: Session, design: PlanDesign, *, source: str, actor: str) -> Plan:
+    """Insert or replace the plan with this design's id. The caller commits."""
+    plan = session.scalar(select(Plan).where(Plan.plan_key == design.id))
+    before = None
+    if plan is None:
+        plan = Plan(plan_key=design.id)
+        session.add(plan)
+    else:
+        before = {y.year: y.design for y in plan.years}
+        plan.years.clear()
+        plan.service_area.clear()
+        session.flush()
+    plan.name = design.name
+    plan.plan_type = design.type.value
+    plan.network_key = design.network
+    plan.hios_plan_id = design.hios_plan_id
+    plan.source = source
+    plan.service_area = [ServiceAreaEntry(kind="county", code=c) for c in design.service_area.counties]
+    plan.service_area += [ServiceAreaEntry(kind="zip", code=z) for z in design.service_area.zip_codes]
+    stored = design.model_dump(mode="json")
+    for plan_year in design.plan_years:
+        year_design = {**stored, "plan_years": [plan_year.model_dump(mode="json")]}
+        plan.years.append(PlanYear(
+            year=plan_year.year, starts=plan_year.starts, ends=plan_year.ends, design=year_design,
+            premiums=[PlanPremium(tier=t.value, monthly_cents=c) for t, c in plan_year.premiums.items()],
+        ))
+    session.flush()
+    record_change(
+        session, actor=actor, entity="plan", entity_id=design.id,
+        action="plan_design_loaded" if before is None else "plan_design_replaced",
+        changes={"source": source, "years": [y.year for y in design.plan_years],
+                 "replaced_years": sorted(before) if before else []},
+        reason=f"loaded from {source}",
+    )
+    return plan
+
+
+def get_plan(session: Session, plan_key: str) -> Plan:
+    plan = session.scalar(select(Plan).where(Plan.plan_key == plan_key))
+    if plan is None:
+        raise UnknownPlan(f"no plan with id {plan_key!r}")
+    return plan
+
+
+def design_of(plan: Plan) -> PlanDesign:
+    """The whole design of a stored plan, all its years."""
+    if not plan.years:
+        raise UnknownPlan(f"plan {plan.plan_key} has no plan years")
+    first = dict(plan.years[0].design)
+    first["plan_years"] = [y.design["plan_years"][0] for y in plan.years]
+    return PlanDesign.model_validate(first)
+
+
+def plan_year_on(plan: Plan, day: date) -> PlanYear | None:
+    return next((y for y in plan.years if y.starts <= day <= y.ends), None)
+
+
+def monthly_premium(plan: Plan, day: date, tier: str) -> int:
+    plan_year = plan_year_on(plan, day)
+    if plan_year is None:
+        raise UnknownPlan(f"plan {plan.plan_key} has no plan year on {day}")
+    for premium in plan_year.premiums:
+        if premium.tier == tier:
+            return premium.monthly_cents
+    raise UnknownPlan(f"plan {plan.plan_key} has no {tier} premium in {plan_year.year}")

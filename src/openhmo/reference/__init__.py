@@ -1,0 +1,1 @@
+"""Reference data OpenHMO ships: ZIP codes and counties, provider taxonomy, code lists, fee schedules."""
