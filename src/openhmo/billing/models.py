@@ -31,6 +31,9 @@ class Invoice(Base):
     discount_cents: Mapped[CentsColumn]
     amount_cents: Mapped[CentsColumn]
     issued_at: Mapped[Timestamp]
+    # An invoice for a period after coverage ended is voided, never deleted.
+    voided_on: Mapped[date | None] = mapped_column(Date)
+    void_reason: Mapped[str | None] = mapped_column(String(60))
 
     allocations: Mapped[list[PaymentAllocation]] = relationship(back_populates="invoice")
 

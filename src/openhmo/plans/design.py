@@ -128,33 +128,30 @@ def plan_type_defaults() -> dict[PlanType, PlanRules]:
     return {PlanType(name): PlanRules.model_validate(rules) for name, rules in raw.items()}
 
 
+def _county(value: Any) -> str:
+    try:
+        return county_fips(str(value))
+    except UnknownCounty as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _zip(value: Any) -> str:
+    try:
+        return normalise_zip(str(value))
+    except UnknownZip as exc:
+        raise ValueError(str(exc)) from None
+
+
 class ServiceArea(Strict):
     """Counties (5-digit FIPS, or 'Name County, ST' in the file) and ZIP codes."""
 
-    counties: list[str] = Field(default_factory=list)
-    zip_codes: list[str] = Field(default_factory=list)
+    counties: list[Annotated[str, BeforeValidator(_county)]] = Field(default_factory=list)
+    zip_codes: list[Annotated[str, BeforeValidator(_zip)]] = Field(default_factory=list)
 
-    @field_validator("counties", mode="before")
+    @field_validator("counties", "zip_codes")
     @classmethod
-    def _counties(cls, value: Any) -> list[str]:
-        out = []
-        for i, entry in enumerate(value or []):
-            try:
-                out.append(county_fips(str(entry)))
-            except UnknownCounty as exc:
-                raise ValueError(f"entry {i}: {exc}") from None
-        return sorted(set(out))
-
-    @field_validator("zip_codes", mode="before")
-    @classmethod
-    def _zips(cls, value: Any) -> list[str]:
-        out = []
-        for i, entry in enumerate(value or []):
-            try:
-                out.append(normalise_zip(str(entry)))
-            except UnknownZip as exc:
-                raise ValueError(f"entry {i}: {exc}") from None
-        return sorted(set(out))
+    def _sorted(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
 
     def contains(self, zip_code: str, county: str | None) -> bool:
         return zip_code in self.zip_codes or (county is not None and county in self.counties)
@@ -200,6 +197,18 @@ class GracePeriodPolicy(Strict):
         "end_of_last_paid_month"
     )
     pend_claims_in_grace_months: list[int] = Field(default_factory=lambda: [2, 3])
+
+
+class EligibilityRules(Strict):
+    """The plan's own enrollment policies (DOMAIN.md §2), with the usual defaults."""
+
+    # A move out of the service area ends eligibility at the end of the month of the
+    # move, or on the day of it.
+    move_out_of_area_ends: Literal["end_of_month_of_move", "date_of_move"] = "end_of_month_of_move"
+    pcp_change_effective: Literal["first_of_next_month", "immediately"] = "first_of_next_month"
+    # A pediatrician can be the PCP of a member younger than this.
+    pediatrician_max_age: int = Field(default=18, ge=1, le=26)
+    dependent_child_max_age: int = Field(default=26, ge=18, le=30)
 
 
 class Deductible(Strict):
@@ -320,6 +329,7 @@ class PlanDesign(Strict):
     prior_authorization: list[ServiceCategory] = Field(default_factory=list)
     premium_billing: PremiumBilling = Field(default_factory=PremiumBilling)
     grace_period: GracePeriodPolicy = Field(default_factory=GracePeriodPolicy)
+    eligibility: EligibilityRules = Field(default_factory=EligibilityRules)
     plan_years: list[PlanYear] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -331,7 +341,9 @@ class PlanDesign(Strict):
         try:
             defaults = plan_type_defaults()[PlanType(value.get("type"))]
         except ValueError:
-            return value  # the `type` field reports the bad plan type
+            # The `type` field reports the bad plan type; reading the rest as an HMO keeps
+            # that one error from burying the file under errors that follow from it.
+            defaults = plan_type_defaults()[PlanType.HMO]
         overrides = value.get("rules") or {}
         if not isinstance(overrides, dict):
             return value

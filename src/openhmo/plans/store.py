@@ -7,6 +7,8 @@ was validated, so every later reader (enrollment, billing, adjudication) sees on
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 
 from sqlalchemy import select
@@ -65,13 +67,26 @@ def get_plan(session: Session, plan_key: str) -> Plan:
     return plan
 
 
+_designs: dict[str, PlanDesign] = {}
+
+
 def design_of(plan: Plan) -> PlanDesign:
-    """The whole design of a stored plan, all its years."""
+    """The whole design of a stored plan, all its years.
+
+    Validated once per stored content (keyed by a digest of it), because enrollment
+    and billing ask for it per member.
+    """
     if not plan.years:
         raise UnknownPlan(f"plan {plan.plan_key} has no plan years")
-    first = dict(plan.years[0].design)
-    first["plan_years"] = [y.design["plan_years"][0] for y in plan.years]
-    return PlanDesign.model_validate(first)
+    key = hashlib.sha256(
+        json.dumps([y.design for y in plan.years], sort_keys=True).encode()
+    ).hexdigest()
+    design = _designs.get(key)
+    if design is None:
+        first = dict(plan.years[0].design)
+        first["plan_years"] = [y.design["plan_years"][0] for y in plan.years]
+        design = _designs[key] = PlanDesign.model_validate(first)
+    return design
 
 
 def plan_year_on(plan: Plan, day: date) -> PlanYear | None:

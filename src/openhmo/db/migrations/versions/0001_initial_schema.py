@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:52:44.792852
+Create Date: 2026-11-22 23:59:30.472061
 """
 
 from collections.abc import Sequence
@@ -294,6 +294,8 @@ def upgrade() -> None:
     sa.Column('discount_cents', sa.BigInteger(), nullable=False),
     sa.Column('amount_cents', sa.BigInteger(), nullable=False),
     sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('voided_on', sa.Date(), nullable=True),
+    sa.Column('void_reason', sa.String(length=60), nullable=True),
     sa.ForeignKeyConstraint(['coverage_id'], ['coverage.id'], name=op.f('fk_invoice_coverage_id_coverage')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoice')),
     sa.UniqueConstraint('coverage_id', 'period_start', name=op.f('uq_invoice_coverage_id_period_start'))

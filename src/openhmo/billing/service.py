@@ -1,0 +1,345 @@
+"""Premium billing: invoices by period, payments oldest-first, grace periods, termination.
+
+DOMAIN.md §2. `run_billing(through=D)` issues every invoice due by D that does not exist
+yet — the unique (coverage, period start) in the database makes a second run bill
+nothing twice — applies unallocated payments, and then looks at who is behind as of D:
+an unpaid premium opens a grace period (31 days, or 3 months for subsidized
+enrollees, as the plan design says); a grace period that ends unpaid terminates the
+coverage at the end of the last month paid for, voids the later invoices, and tells
+the members; a paid one is cured.
+
+Monthly coverage is billed by calendar month (a coverage that starts mid-month is
+billed the whole first month; OpenHMO does not prorate). Annual billing issues one
+invoice per plan year for the months covered, less the plan's annual discount.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from openhmo.billing.models import GracePeriod, Invoice, Payment, PaymentAllocation
+from openhmo.dates import add_months, end_of_month, first_of_month, months_between
+from openhmo.enrollment.models import Coverage, Member, MemberCoverage
+from openhmo.enrollment.service import add_notice, terminate_coverage, tier_for
+from openhmo.history.record import record_change
+from openhmo.money import Cents, format_money, percent_of
+from openhmo.plans.design import PlanDesign
+from openhmo.plans.models import Plan
+from openhmo.plans.store import design_of, monthly_premium, plan_year_on
+
+NON_PAYMENT = "non_payment_of_premium"
+
+
+class BillingError(ValueError):
+    pass
+
+
+@dataclass
+class BillingReport:
+    invoices: int = 0
+    billed_cents: Cents = 0
+    grace_periods_started: int = 0
+    grace_periods_cured: int = 0
+    terminated: int = 0
+    voided: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    months: int
+
+
+def _tier(spans: list[MemberCoverage], subscriber_id: int, day: date) -> str:
+    relationships = [
+        s.member.relationship_code for s in spans
+        if s.member_id != subscriber_id and s.effective_date <= day
+        and (s.termination_date is None or s.termination_date >= day)
+    ]
+    return tier_for(relationships).value
+
+
+def billing_periods(coverage: Coverage, design: PlanDesign, through: date) -> list[Period]:
+    """The periods of a coverage that are billed by `through`."""
+    last = coverage.termination_date or date.max
+    if coverage.termination_date and coverage.termination_date < coverage.effective_date:
+        return []  # cancelled before it began
+    periods = []
+    if coverage.billing_frequency == "annual":
+        for plan_year in design.plan_years:
+            start, end = max(plan_year.starts, coverage.effective_date), min(plan_year.ends, last)
+            if start <= end and start <= through:
+                periods.append(Period(start, end, len(months_between(start, end))))
+    else:
+        for month in months_between(coverage.effective_date, min(through, last)):
+            start = max(month, coverage.effective_date)
+            periods.append(Period(start, min(end_of_month(month), last), 1))
+    return periods
+
+
+def due_date(design: PlanDesign, period: Period) -> date:
+    return max(period.start, period.start.replace(day=design.premium_billing.due_day))
+
+
+def run_billing(session: Session, *, through: date, actor: str) -> BillingReport:
+    """Issue what is due by `through`, apply payments, and settle grace periods as of it."""
+    report = BillingReport()
+    coverages = list(session.scalars(
+        select(Coverage).where(Coverage.effective_date <= through)
+        .options(selectinload(Coverage.members).selectinload(MemberCoverage.member))
+        .order_by(Coverage.id)
+    ))
+    plans = {p.id: p for p in session.scalars(select(Plan).options(selectinload(Plan.years)))}
+    existing = set(session.execute(select(Invoice.coverage_id, Invoice.period_start)).all())
+    for coverage in coverages:
+        plan = plans[coverage.plan_id]
+        design = design_of(plan)
+        for period in billing_periods(coverage, design, through):
+            if (coverage.id, period.start) in existing:
+                continue
+            invoice = _invoice(coverage, plan, design, period, report)
+            if invoice is not None:
+                session.add(invoice)
+                report.invoices += 1
+                report.billed_cents += invoice.amount_cents
+    session.flush()
+    for coverage in coverages:
+        apply_credit(session, coverage.id)
+    session.flush()
+    settle_delinquency(session, as_of=through, actor=actor, report=report, coverages=coverages,
+                       plans=plans)
+    return report
+
+
+def _invoice(coverage: Coverage, plan: Plan, design: PlanDesign, period: Period,
+             report: BillingReport) -> Invoice | None:
+    tier = _tier(coverage.members, coverage.subscriber_id, period.start)
+    if plan_year_on(plan, period.start) is None:
+        report.problems.append(f"coverage {coverage.id}: {plan.plan_key} has no plan year on "
+                               f"{period.start}; not billed")
+        return None
+    gross = monthly_premium(plan, period.start, tier) * period.months
+    discount = 0
+    if coverage.billing_frequency == "annual":
+        discount = percent_of(gross, design.premium_billing.annual_discount)
+    return Invoice(coverage_id=coverage.id, period_start=period.start, period_end=period.end,
+                   due_date=due_date(design, period), tier=tier, gross_cents=gross,
+                   discount_cents=discount, amount_cents=gross - discount)
+
+
+def _paid_by_invoice(session: Session, coverage_id: int) -> dict[int, Cents]:
+    return dict(session.execute(
+        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount_cents))
+        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+        .where(Invoice.coverage_id == coverage_id)
+        .group_by(PaymentAllocation.invoice_id)
+    ).all())
+
+
+def open_invoices(session: Session, coverage_id: int) -> list[tuple[Invoice, Cents]]:
+    """Unpaid, unvoided invoices with what is still owed on each, oldest first."""
+    paid = _paid_by_invoice(session, coverage_id)
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.coverage_id == coverage_id, Invoice.voided_on.is_(None))
+        .order_by(Invoice.due_date, Invoice.id)
+    )
+    return [(inv, inv.amount_cents - paid.get(inv.id, 0)) for inv in invoices
+            if inv.amount_cents > paid.get(inv.id, 0)]
+
+
+def credit(session: Session, coverage_id: int) -> Cents:
+    """Money received and not applied to a live invoice (overpayments, voided invoices)."""
+    received = session.scalar(
+        select(func.coalesce(func.sum(Payment.amount_cents), 0))
+        .where(Payment.coverage_id == coverage_id)
+    )
+    applied = session.scalar(
+        select(func.coalesce(func.sum(PaymentAllocation.amount_cents), 0))
+        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+        .where(Invoice.coverage_id == coverage_id, Invoice.voided_on.is_(None))
+    )
+    return int(received) - int(applied)
+
+
+def apply_credit(session: Session, coverage_id: int) -> None:
+    available = credit(session, coverage_id)
+    if available <= 0:
+        return
+    payment_ids = list(session.scalars(
+        select(Payment.id).where(Payment.coverage_id == coverage_id).order_by(Payment.received_on,
+                                                                              Payment.id)
+    ))
+    for invoice, owed in open_invoices(session, coverage_id):
+        if available <= 0:
+            break
+        amount = min(owed, available)
+        # Credit is attributed to the latest payment: which payment funded it does not
+        # change any balance, and the allocation row keeps the trail.
+        session.add(PaymentAllocation(payment_id=payment_ids[-1], invoice_id=invoice.id,
+                                      amount_cents=amount))
+        available -= amount
+    session.flush()
+
+
+def balance(session: Session, coverage_id: int) -> Cents:
+    """What the subscriber owes (negative: a credit)."""
+    owed = sum(o for _, o in open_invoices(session, coverage_id))
+    return owed - credit(session, coverage_id)
+
+
+def record_payment(
+    session: Session, *, coverage_id: int, amount_cents: Cents, received_on: date, actor: str,
+    reference: str | None = None, method: str = "ach",
+) -> Payment:
+    """Take a payment and apply it to the oldest unpaid invoices. Idempotent by reference."""
+    if amount_cents <= 0:
+        raise BillingError(f"a payment must be positive (got {format_money(amount_cents)})")
+    if reference is not None:
+        existing = session.scalar(select(Payment).where(Payment.reference == reference))
+        if existing is not None:
+            if (existing.coverage_id, existing.amount_cents) != (coverage_id, amount_cents):
+                raise BillingError(f"payment reference {reference} was already used for "
+                                   f"{format_money(existing.amount_cents)} on coverage "
+                                   f"{existing.coverage_id}")
+            return existing
+    if session.get(Coverage, coverage_id) is None:
+        raise BillingError(f"no coverage {coverage_id}")
+    payment = Payment(coverage_id=coverage_id, received_on=received_on, amount_cents=amount_cents,
+                      method=method, reference=reference)
+    session.add(payment)
+    session.flush()
+    apply_credit(session, coverage_id)
+    record_change(session, actor=actor, entity="payment", entity_id=payment.id,
+                  action="premium_payment_received", coverage_id=coverage_id,
+                  effective_date=received_on,
+                  changes={"amount": format_money(amount_cents), "reference": reference},
+                  reason=f"{method} payment")
+    grace = open_grace_period(session, coverage_id)
+    if grace is not None and not _past_due(session, coverage_id, received_on + timedelta(days=1)):
+        _cure(session, grace, received_on, actor)
+    return payment
+
+
+def open_grace_period(session: Session, coverage_id: int) -> GracePeriod | None:
+    return session.scalar(select(GracePeriod).where(GracePeriod.coverage_id == coverage_id,
+                                                    GracePeriod.status == "open"))
+
+
+def _past_due(session: Session, coverage_id: int, as_of: date) -> list[tuple[Invoice, Cents]]:
+    return [(inv, owed) for inv, owed in open_invoices(session, coverage_id) if inv.due_date < as_of]
+
+
+def grace_end(design: PlanDesign, start: date, subsidized: bool) -> date:
+    if subsidized:
+        return add_months(start, design.grace_period.subsidized_months) - timedelta(days=1)
+    return start + timedelta(days=design.grace_period.unsubsidized_days - 1)
+
+
+def _cure(session: Session, grace: GracePeriod, day: date, actor: str) -> None:
+    grace.status, grace.resolved_on = "cured", day
+    record_change(session, actor=actor, entity="coverage", entity_id=grace.coverage_id,
+                  action="grace_period_cured", coverage_id=grace.coverage_id, effective_date=day,
+                  changes={"grace_period": [grace.starts, grace.ends]},
+                  reason="overdue premium paid")
+
+
+def settle_delinquency(
+    session: Session, *, as_of: date, actor: str, report: BillingReport | None = None,
+    coverages: list[Coverage] | None = None, plans: dict[int, Plan] | None = None,
+) -> BillingReport:
+    """Open, cure or end grace periods as of `as_of`."""
+    report = report or BillingReport()
+    if coverages is None:
+        coverages = list(session.scalars(select(Coverage).where(Coverage.effective_date <= as_of)))
+    plans = plans or {p.id: p for p in session.scalars(select(Plan))}
+    for coverage in coverages:
+        if coverage.termination_date is not None and coverage.termination_date < as_of:
+            continue
+        design = design_of(plans[coverage.plan_id])
+        past_due = _past_due(session, coverage.id, as_of)
+        grace = open_grace_period(session, coverage.id)
+        if not past_due:
+            if grace is not None:
+                _cure(session, grace, as_of, actor)
+                report.grace_periods_cured += 1
+            continue
+        oldest, owed = past_due[0]
+        if grace is None:
+            grace = _start_grace(session, coverage, design, oldest, owed, actor)
+            report.grace_periods_started += 1
+        if as_of > grace.ends:
+            report.voided += _terminate_for_non_payment(session, coverage, design, grace, oldest,
+                                                        as_of, actor)
+            report.terminated += 1
+    session.flush()
+    return report
+
+
+def _start_grace(session, coverage, design, oldest: Invoice, owed: Cents, actor) -> GracePeriod:
+    grace = GracePeriod(coverage_id=coverage.id, invoice_id=oldest.id, starts=oldest.due_date,
+                        ends=grace_end(design, oldest.due_date, coverage.subsidized),
+                        subsidized=coverage.subsidized)
+    session.add(grace)
+    session.flush()
+    record_change(session, actor=actor, entity="coverage", entity_id=coverage.id,
+                  action="grace_period_started", coverage_id=coverage.id,
+                  member_id=coverage.subscriber_id, effective_date=grace.starts,
+                  changes={"grace_period": [grace.starts, grace.ends], "owed": format_money(owed),
+                           "subsidized": coverage.subsidized},
+                  reason=f"premium due {oldest.due_date} unpaid")
+    subscriber = session.get(Member, coverage.subscriber_id)
+    add_notice(session, subscriber, "enrollment.notice.grace_period_started",
+               amount=format_money(owed), due_date=oldest.due_date.isoformat(),
+               grace_end=grace.ends.isoformat())
+    return grace
+
+
+def _terminate_for_non_payment(session, coverage, design, grace, oldest: Invoice, as_of, actor) -> int:
+    # Everything before the oldest unpaid invoice is paid: the coverage was paid through
+    # the day before that invoice's period.
+    paid_through = oldest.period_start - timedelta(days=1)
+    end = paid_through
+    if coverage.subsidized and design.grace_period.subsidized_termination == "end_of_first_grace_month":
+        end = end_of_month(grace.starts)
+    end = max(end, coverage.effective_date - timedelta(days=1))
+    plan_name = design.name
+    terminate_coverage(session, coverage=coverage, termination_date=end, actor=actor,
+                       reason=NON_PAYMENT,
+                       note=f"grace period {grace.starts} to {grace.ends} ended unpaid")
+    grace.status, grace.resolved_on, grace.paid_through = "terminated", as_of, paid_through
+    voided = 0
+    for invoice in session.scalars(select(Invoice).where(
+        Invoice.coverage_id == coverage.id, Invoice.voided_on.is_(None), Invoice.period_start > end,
+    )):
+        invoice.voided_on, invoice.void_reason = as_of, "coverage terminated"
+        voided += 1
+    for span in coverage.members:
+        add_notice(session, span.member, "enrollment.notice.terminated_nonpayment",
+                   plan=plan_name, end_date=end.isoformat(), grace_end=grace.ends.isoformat())
+    return voided
+
+
+@dataclass(frozen=True)
+class GraceStatus:
+    grace_period: GracePeriod
+    month: int  # 1 for the grace period's first month
+
+
+def grace_status(session: Session, coverage_id: int, day: date) -> GraceStatus | None:
+    """The grace period a day falls in, and which of its months, for eligibility and claims."""
+    grace = session.scalar(select(GracePeriod).where(
+        GracePeriod.coverage_id == coverage_id, GracePeriod.starts <= day, GracePeriod.ends >= day,
+        or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
+    ))
+    if grace is None:
+        return None
+    start = first_of_month(grace.starts)
+    return GraceStatus(grace, (day.year - start.year) * 12 + day.month - start.month + 1)
+

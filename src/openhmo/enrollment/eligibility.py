@@ -1,0 +1,63 @@
+"""Is a member covered on a date, under what, and with what standing?
+
+The one answer that claims, eligibility inquiries (270/271) and the member's own
+pages all use: before coverage, active, in a premium grace period (and which month of
+it), or terminated (and why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openhmo.billing.service import grace_status
+from openhmo.enrollment.models import Coverage, Member, MemberCoverage
+
+Status = Literal["active", "grace_period", "not_yet_covered", "terminated", "not_a_member"]
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    status: Status
+    member: Member | None = None
+    coverage: Coverage | None = None
+    grace_month: int | None = None
+    reason: str | None = None
+
+    @property
+    def covered(self) -> bool:
+        return self.status in ("active", "grace_period")
+
+
+def eligibility_on(session: Session, member_number: str, day: date) -> Eligibility:
+    member = session.scalar(select(Member).where(Member.member_number == member_number))
+    if member is None:
+        return Eligibility("not_a_member", reason=f"no member {member_number}")
+    spans = list(session.scalars(
+        select(MemberCoverage).where(MemberCoverage.member_id == member.id)
+        .order_by(MemberCoverage.effective_date)
+    ))
+    current = next((s for s in spans if s.effective_date <= day
+                    and (s.termination_date is None or s.termination_date >= day)), None)
+    if current is None:
+        if any(s.effective_date > day for s in spans) and not any(
+            s.effective_date <= day for s in spans
+        ):
+            return Eligibility("not_yet_covered", member, reason=f"coverage begins "
+                               f"{min(s.effective_date for s in spans)}")
+        ended = [s for s in spans if s.termination_date is not None and s.termination_date < day]
+        if ended:
+            last = ended[-1]
+            return Eligibility("terminated", member, last.coverage,
+                               reason=f"{last.termination_reason} on {last.termination_date}")
+        return Eligibility("not_yet_covered", member, reason="no coverage on that date")
+    grace = grace_status(session, current.coverage_id, day)
+    if grace is not None:
+        return Eligibility("grace_period", member, current.coverage, grace.month,
+                           reason=f"premium grace period {grace.grace_period.starts} to "
+                                  f"{grace.grace_period.ends}")
+    return Eligibility("active", member, current.coverage)
