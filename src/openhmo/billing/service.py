@@ -110,11 +110,12 @@ def run_billing(session: Session, *, through: date, actor: str) -> BillingReport
                 report.invoices += 1
                 report.billed_cents += invoice.amount_cents
     session.flush()
-    for coverage in coverages:
-        apply_credit(session, coverage.id)
+    ledgers = load_ledgers(session)
+    for item in ledgers.values():
+        item.apply_credit(session)
     session.flush()
     settle_delinquency(session, as_of=through, actor=actor, report=report, coverages=coverages,
-                       plans=plans)
+                       plans=plans, ledgers=ledgers)
     return report
 
 
@@ -134,106 +135,205 @@ def _invoice(coverage: Coverage, plan: Plan, design: PlanDesign, period: Period,
                    discount_cents=discount, amount_cents=gross - discount)
 
 
-def _paid_by_invoice(session: Session, coverage_id: int) -> dict[int, Cents]:
-    return dict(session.execute(
-        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount_cents))
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    """What a ledger needs of an invoice (cheaper to load than the ORM object)."""
+
+    id: int
+    coverage_id: int
+    period_start: date
+    due_date: date
+    amount_cents: Cents
+
+
+@dataclass
+class Ledger:
+    """One coverage's unpaid live invoices (oldest first) and the money not yet applied.
+
+    Paid invoices are left out: billing asks who owes what, and a year of paid months
+    need not be read again each time.
+    """
+
+    coverage_id: int
+    invoices: list[InvoiceLine] = field(default_factory=list)
+    paid: dict[int, Cents] = field(default_factory=dict)  # partial payments on `invoices`
+    received: Cents = 0
+    applied: Cents = 0  # to live invoices, paid ones included
+    last_payment_id: int | None = None
+
+    def owed(self, invoice: InvoiceLine) -> Cents:
+        return invoice.amount_cents - self.paid.get(invoice.id, 0)
+
+    def open(self) -> list[tuple[InvoiceLine, Cents]]:
+        return [(i, self.owed(i)) for i in self.invoices if self.owed(i) > 0]
+
+    def past_due(self, as_of: date) -> list[tuple[InvoiceLine, Cents]]:
+        return [(i, o) for i, o in self.open() if i.due_date < as_of]
+
+    @property
+    def credit(self) -> Cents:
+        """Money received and not applied to a live invoice (overpayments, voided invoices)."""
+        return self.received - self.applied
+
+    @property
+    def balance(self) -> Cents:
+        """What the subscriber owes (negative: a credit)."""
+        return sum(o for _, o in self.open()) - self.credit
+
+    def apply_credit(self, session: Session) -> None:
+        available = self.credit
+        for invoice, owed in self.open():
+            if available <= 0:
+                break
+            amount = min(owed, available)
+            # Credit is attributed to the latest payment: which payment funded it changes
+            # no balance, and the allocation row keeps the trail.
+            session.add(PaymentAllocation(payment_id=self.last_payment_id, invoice_id=invoice.id,
+                                          amount_cents=amount))
+            self.paid[invoice.id] = self.paid.get(invoice.id, 0) + amount
+            self.applied += amount
+            available -= amount
+
+
+def load_ledgers(session: Session, coverage_ids: list[int] | None = None) -> dict[int, Ledger]:
+    """The ledgers of some coverages (all when None), in three queries whatever their number."""
+    def only(query, column):
+        return query if coverage_ids is None else query.where(column.in_(coverage_ids))
+
+    ledgers: dict[int, Ledger] = {}
+    if coverage_ids is not None:
+        ledgers = {c: Ledger(c) for c in coverage_ids}
+
+    def get(coverage_id: int) -> Ledger:
+        return ledgers.setdefault(coverage_id, Ledger(coverage_id))
+
+    paid = (select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount_cents).label("paid"))
+            .group_by(PaymentAllocation.invoice_id).subquery())
+    rows = session.execute(only(
+        select(Invoice.id, Invoice.coverage_id, Invoice.period_start, Invoice.due_date,
+               Invoice.amount_cents, func.coalesce(paid.c.paid, 0))
+        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+        .where(Invoice.voided_on.is_(None), Invoice.amount_cents > func.coalesce(paid.c.paid, 0)),
+        Invoice.coverage_id,
+    ).order_by(Invoice.coverage_id, Invoice.due_date, Invoice.id))
+    for *fields, already in rows:
+        invoice = InvoiceLine(*fields)
+        account = get(invoice.coverage_id)
+        account.invoices.append(invoice)
+        if already:
+            account.paid[invoice.id] = int(already)
+    applied = session.execute(only(
+        select(Invoice.coverage_id, func.sum(PaymentAllocation.amount_cents))
         .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-        .where(Invoice.coverage_id == coverage_id)
-        .group_by(PaymentAllocation.invoice_id)
-    ).all())
+        .where(Invoice.voided_on.is_(None)).group_by(Invoice.coverage_id), Invoice.coverage_id))
+    for coverage_id, amount in applied:
+        get(coverage_id).applied = int(amount)
+    payments = session.execute(only(
+        select(Payment.coverage_id, func.sum(Payment.amount_cents), func.max(Payment.id))
+        .group_by(Payment.coverage_id), Payment.coverage_id))
+    for coverage_id, amount, last in payments:
+        account = get(coverage_id)
+        account.received, account.last_payment_id = int(amount), last
+    return ledgers
 
 
-def open_invoices(session: Session, coverage_id: int) -> list[tuple[Invoice, Cents]]:
+def ledger(session: Session, coverage_id: int) -> Ledger:
+    return load_ledgers(session, [coverage_id])[coverage_id]
+
+
+def open_invoices(session: Session, coverage_id: int) -> list[tuple[InvoiceLine, Cents]]:
     """Unpaid, unvoided invoices with what is still owed on each, oldest first."""
-    paid = _paid_by_invoice(session, coverage_id)
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.coverage_id == coverage_id, Invoice.voided_on.is_(None))
-        .order_by(Invoice.due_date, Invoice.id)
-    )
-    return [(inv, inv.amount_cents - paid.get(inv.id, 0)) for inv in invoices
-            if inv.amount_cents > paid.get(inv.id, 0)]
+    return ledger(session, coverage_id).open()
 
 
 def credit(session: Session, coverage_id: int) -> Cents:
-    """Money received and not applied to a live invoice (overpayments, voided invoices)."""
-    received = session.scalar(
-        select(func.coalesce(func.sum(Payment.amount_cents), 0))
-        .where(Payment.coverage_id == coverage_id)
-    )
-    applied = session.scalar(
-        select(func.coalesce(func.sum(PaymentAllocation.amount_cents), 0))
-        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-        .where(Invoice.coverage_id == coverage_id, Invoice.voided_on.is_(None))
-    )
-    return int(received) - int(applied)
-
-
-def apply_credit(session: Session, coverage_id: int) -> None:
-    available = credit(session, coverage_id)
-    if available <= 0:
-        return
-    payment_ids = list(session.scalars(
-        select(Payment.id).where(Payment.coverage_id == coverage_id).order_by(Payment.received_on,
-                                                                              Payment.id)
-    ))
-    for invoice, owed in open_invoices(session, coverage_id):
-        if available <= 0:
-            break
-        amount = min(owed, available)
-        # Credit is attributed to the latest payment: which payment funded it does not
-        # change any balance, and the allocation row keeps the trail.
-        session.add(PaymentAllocation(payment_id=payment_ids[-1], invoice_id=invoice.id,
-                                      amount_cents=amount))
-        available -= amount
-    session.flush()
+    return ledger(session, coverage_id).credit
 
 
 def balance(session: Session, coverage_id: int) -> Cents:
     """What the subscriber owes (negative: a credit)."""
-    owed = sum(o for _, o in open_invoices(session, coverage_id))
-    return owed - credit(session, coverage_id)
+    return ledger(session, coverage_id).balance
+
+
+@dataclass(frozen=True)
+class PaymentIn:
+    coverage_id: int
+    amount_cents: Cents
+    received_on: date
+    reference: str | None = None
+    method: str = "ach"
+
+
+def record_payments(session: Session, payments: list[PaymentIn], *, actor: str) -> list[Payment]:
+    """Take payments and apply each to its coverage's oldest unpaid invoices.
+
+    Idempotent by reference: a reference seen before returns the payment it made. A
+    lockbox file of thousands of payments costs a handful of queries, not thousands.
+    """
+    for p in payments:
+        if p.amount_cents <= 0:
+            raise BillingError(f"a payment must be positive (got {format_money(p.amount_cents)})")
+    references = [p.reference for p in payments if p.reference is not None]
+    known = {pay.reference: pay for pay in session.scalars(
+        select(Payment).where(Payment.reference.in_(references)))} if references else {}
+    coverage_ids = sorted({p.coverage_id for p in payments})
+    found = set(session.scalars(select(Coverage.id).where(Coverage.id.in_(coverage_ids))))
+    if missing := set(coverage_ids) - found:
+        raise BillingError(f"no coverage {', '.join(map(str, sorted(missing)))}")
+    out, new = [], []
+    for p in payments:
+        existing = known.get(p.reference) if p.reference is not None else None
+        if existing is not None:
+            if (existing.coverage_id, existing.amount_cents) != (p.coverage_id, p.amount_cents):
+                raise BillingError(f"payment reference {p.reference} was already used for "
+                                   f"{format_money(existing.amount_cents)} on coverage "
+                                   f"{existing.coverage_id}")
+            out.append(existing)
+            continue
+        payment = Payment(coverage_id=p.coverage_id, received_on=p.received_on,
+                          amount_cents=p.amount_cents, method=p.method, reference=p.reference)
+        session.add(payment)
+        if p.reference is not None:
+            known[p.reference] = payment
+        out.append(payment)
+        new.append(payment)
+    session.flush()
+    ledgers = load_ledgers(session, coverage_ids)
+    graces = {g.coverage_id: g for g in session.scalars(select(GracePeriod).where(
+        GracePeriod.status == "open", GracePeriod.coverage_id.in_(coverage_ids)))}
+    for payment in new:
+        record_change(session, actor=actor, entity="payment", entity_id=payment.id,
+                      action="premium_payment_received", coverage_id=payment.coverage_id,
+                      effective_date=payment.received_on,
+                      changes={"amount": format_money(payment.amount_cents),
+                               "reference": payment.reference},
+                      reason=f"{payment.method} payment")
+    last_received: dict[int, date] = {}
+    for payment in new:
+        last_received[payment.coverage_id] = max(
+            payment.received_on, last_received.get(payment.coverage_id, payment.received_on))
+    for coverage_id in coverage_ids:
+        account = ledgers[coverage_id]
+        account.apply_credit(session)
+        grace, last = graces.get(coverage_id), last_received.get(coverage_id)
+        if grace is not None and last is not None and not account.past_due(last + timedelta(days=1)):
+            _cure(session, grace, last, actor)
+    session.flush()
+    return out
 
 
 def record_payment(
     session: Session, *, coverage_id: int, amount_cents: Cents, received_on: date, actor: str,
     reference: str | None = None, method: str = "ach",
 ) -> Payment:
-    """Take a payment and apply it to the oldest unpaid invoices. Idempotent by reference."""
-    if amount_cents <= 0:
-        raise BillingError(f"a payment must be positive (got {format_money(amount_cents)})")
-    if reference is not None:
-        existing = session.scalar(select(Payment).where(Payment.reference == reference))
-        if existing is not None:
-            if (existing.coverage_id, existing.amount_cents) != (coverage_id, amount_cents):
-                raise BillingError(f"payment reference {reference} was already used for "
-                                   f"{format_money(existing.amount_cents)} on coverage "
-                                   f"{existing.coverage_id}")
-            return existing
-    if session.get(Coverage, coverage_id) is None:
-        raise BillingError(f"no coverage {coverage_id}")
-    payment = Payment(coverage_id=coverage_id, received_on=received_on, amount_cents=amount_cents,
-                      method=method, reference=reference)
-    session.add(payment)
-    session.flush()
-    apply_credit(session, coverage_id)
-    record_change(session, actor=actor, entity="payment", entity_id=payment.id,
-                  action="premium_payment_received", coverage_id=coverage_id,
-                  effective_date=received_on,
-                  changes={"amount": format_money(amount_cents), "reference": reference},
-                  reason=f"{method} payment")
-    grace = open_grace_period(session, coverage_id)
-    if grace is not None and not _past_due(session, coverage_id, received_on + timedelta(days=1)):
-        _cure(session, grace, received_on, actor)
-    return payment
+    """Take one payment (see record_payments)."""
+    return record_payments(session, [PaymentIn(coverage_id, amount_cents, received_on, reference,
+                                               method)], actor=actor)[0]
 
 
 def open_grace_period(session: Session, coverage_id: int) -> GracePeriod | None:
     return session.scalar(select(GracePeriod).where(GracePeriod.coverage_id == coverage_id,
                                                     GracePeriod.status == "open"))
-
-
-def _past_due(session: Session, coverage_id: int, as_of: date) -> list[tuple[Invoice, Cents]]:
-    return [(inv, owed) for inv, owed in open_invoices(session, coverage_id) if inv.due_date < as_of]
 
 
 def grace_end(design: PlanDesign, start: date, subsidized: bool) -> date:
@@ -253,18 +353,23 @@ def _cure(session: Session, grace: GracePeriod, day: date, actor: str) -> None:
 def settle_delinquency(
     session: Session, *, as_of: date, actor: str, report: BillingReport | None = None,
     coverages: list[Coverage] | None = None, plans: dict[int, Plan] | None = None,
+    ledgers: dict[int, Ledger] | None = None,
 ) -> BillingReport:
     """Open, cure or end grace periods as of `as_of`."""
     report = report or BillingReport()
     if coverages is None:
         coverages = list(session.scalars(select(Coverage).where(Coverage.effective_date <= as_of)))
     plans = plans or {p.id: p for p in session.scalars(select(Plan))}
+    ledgers = ledgers if ledgers is not None else load_ledgers(session)
+    open_graces = {g.coverage_id: g for g in session.scalars(
+        select(GracePeriod).where(GracePeriod.status == "open"))}
     for coverage in coverages:
         if coverage.termination_date is not None and coverage.termination_date < as_of:
             continue
         design = design_of(plans[coverage.plan_id])
-        past_due = _past_due(session, coverage.id, as_of)
-        grace = open_grace_period(session, coverage.id)
+        account = ledgers.get(coverage.id) or Ledger(coverage.id)
+        past_due = account.past_due(as_of)
+        grace = open_graces.get(coverage.id)
         if not past_due:
             if grace is not None:
                 _cure(session, grace, as_of, actor)
@@ -282,7 +387,7 @@ def settle_delinquency(
     return report
 
 
-def _start_grace(session, coverage, design, oldest: Invoice, owed: Cents, actor) -> GracePeriod:
+def _start_grace(session, coverage, design, oldest: InvoiceLine, owed: Cents, actor) -> GracePeriod:
     grace = GracePeriod(coverage_id=coverage.id, invoice_id=oldest.id, starts=oldest.due_date,
                         ends=grace_end(design, oldest.due_date, coverage.subsidized),
                         subsidized=coverage.subsidized)
@@ -301,7 +406,8 @@ def _start_grace(session, coverage, design, oldest: Invoice, owed: Cents, actor)
     return grace
 
 
-def _terminate_for_non_payment(session, coverage, design, grace, oldest: Invoice, as_of, actor) -> int:
+def _terminate_for_non_payment(session, coverage, design, grace, oldest: InvoiceLine, as_of,
+                               actor) -> int:
     # Everything before the oldest unpaid invoice is paid: the coverage was paid through
     # the day before that invoice's period.
     paid_through = oldest.period_start - timedelta(days=1)

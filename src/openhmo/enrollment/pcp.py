@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from openhmo.dates import first_of_next_month
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage, PcpAssignment
@@ -201,28 +201,22 @@ def _candidates(session: Session, network: str, day: date) -> list[_Candidate]:
 
 def members_without_pcp(session: Session, day: date, plan_key: str | None = None) -> list[Member]:
     """Members covered on `day` by a plan requiring a PCP, with no PCP from `day` on."""
+    plans = session.scalars(select(Plan) if plan_key is None
+                            else select(Plan).where(Plan.plan_key == plan_key))
+    requiring = [p.id for p in plans if design_of(p).rules.pcp_required]
+    if not requiring:
+        return []
     has_pcp = (select(PcpAssignment.member_id)
                .where(or_(PcpAssignment.effective_to.is_(None), PcpAssignment.effective_to >= day)))
-    query = (
+    return list(session.scalars(
         select(Member)
         .join(MemberCoverage, MemberCoverage.member_id == Member.id)
         .join(Coverage, Coverage.id == MemberCoverage.coverage_id)
-        .join(Plan, Plan.id == Coverage.plan_id)
-        .where(MemberCoverage.effective_date <= day,
+        .where(Coverage.plan_id.in_(requiring), MemberCoverage.effective_date <= day,
                or_(MemberCoverage.termination_date.is_(None), MemberCoverage.termination_date >= day),
                Member.id.not_in(has_pcp))
         .order_by(Member.subscriber_id, Member.id)
-        .options(selectinload(Member.addresses))
-    )
-    if plan_key:
-        query = query.where(Plan.plan_key == plan_key)
-    members = list(session.scalars(query).unique())
-    out = []
-    for member in members:
-        coverage = current_coverage(session, member, day)
-        if coverage and design_of(coverage_plan(session, coverage)).rules.pcp_required:
-            out.append(member)
-    return out
+    ).unique())
 
 
 def auto_assign(

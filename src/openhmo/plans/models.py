@@ -45,6 +45,8 @@ class PlanYear(Base):
     starts: Mapped[date] = mapped_column(Date)
     ends: Mapped[date] = mapped_column(Date)
     design: Mapped[dict[str, Any]] = mapped_column(Json)
+    # SHA-256 of the design JSON: readers cache the validated design by it.
+    design_digest: Mapped[str] = mapped_column(String(64))
 
     plan: Mapped[Plan] = relationship(back_populates="years")
     premiums: Mapped[list[PlanPremium]] = relationship(cascade="all, delete-orphan")

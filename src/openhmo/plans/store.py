@@ -47,6 +47,7 @@ def save_design(session: Session, design: PlanDesign, *, source: str, actor: str
         year_design = {**stored, "plan_years": [plan_year.model_dump(mode="json")]}
         plan.years.append(PlanYear(
             year=plan_year.year, starts=plan_year.starts, ends=plan_year.ends, design=year_design,
+            design_digest=digest(year_design),
             premiums=[PlanPremium(tier=t.value, monthly_cents=c) for t, c in plan_year.premiums.items()],
         ))
     session.flush()
@@ -70,17 +71,19 @@ def get_plan(session: Session, plan_key: str) -> Plan:
 _designs: dict[str, PlanDesign] = {}
 
 
+def digest(design_json: dict) -> str:
+    return hashlib.sha256(json.dumps(design_json, sort_keys=True).encode()).hexdigest()
+
+
 def design_of(plan: Plan) -> PlanDesign:
     """The whole design of a stored plan, all its years.
 
-    Validated once per stored content (keyed by a digest of it), because enrollment
-    and billing ask for it per member.
+    Validated once per stored content (keyed by the digests kept beside it), because
+    enrollment and billing ask for it per member.
     """
     if not plan.years:
         raise UnknownPlan(f"plan {plan.plan_key} has no plan years")
-    key = hashlib.sha256(
-        json.dumps([y.design for y in plan.years], sort_keys=True).encode()
-    ).hexdigest()
+    key = ":".join(y.design_digest for y in plan.years)
     design = _designs.get(key)
     if design is None:
         first = dict(plan.years[0].design)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 23:59:30.472061
+Create Date: 2026-11-23 00:10:31.197485
 """
 
 from collections.abc import Sequence
@@ -204,6 +204,7 @@ def upgrade() -> None:
     sa.Column('starts', sa.Date(), nullable=False),
     sa.Column('ends', sa.Date(), nullable=False),
     sa.Column('design', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('design_digest', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['plan.id'], name=op.f('fk_plan_year_plan_id_plan')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plan_year')),
     sa.UniqueConstraint('plan_id', 'year', name=op.f('uq_plan_year_plan_id_year'))
