@@ -28,9 +28,14 @@ POSTGRES_URL = os.environ.get(
     "OPENHMO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("OPENHMO_REQUIRE_POSTGRES") == "1"
-CORPUS = Path(os.environ.get("OPENHMO_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+CORPUS = Path(
+    os.environ.get("OPENHMO_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
+)
 if not CORPUS.exists():
     CORPUS = Path("/work/shared/corpus")
+
+# Rich sizes the CLI's console when it is first imported; give test output room.
+os.environ.setdefault("COLUMNS", "200")
 
 _postgres_problem: str | None = None
 

@@ -52,47 +52,93 @@ def valid_npi(seed: int) -> str:
 
 
 def provider(
-    session: Session, *, last_name: str, taxonomy: str = "207Q00000X", zip_code: str = "02108",
-    pcp: bool = True, pediatrics: bool = False, ob_gyn: bool = False, accepting: bool = True,
-    capacity: int | None = None, network_key: str | None = "openhmo-core",
-    contract_from: date = date(2020, 1, 1), contract_to: date | None = None,
+    session: Session,
+    *,
+    last_name: str,
+    taxonomy: str = "207Q00000X",
+    zip_code: str = "02108",
+    pcp: bool = True,
+    pediatrics: bool = False,
+    ob_gyn: bool = False,
+    accepting: bool = True,
+    capacity: int | None = None,
+    network_key: str | None = "openhmo-core",
+    contract_from: date = date(2020, 1, 1),
+    contract_to: date | None = None,
     lat_offset: float = 0.0,
 ) -> Provider:
     _npi_counter[0] += 1
     z = lookup_zip(zip_code)
-    p = Provider(npi=valid_npi(_npi_counter[0]), first_name="Pat", last_name=last_name,
-                 credential="MD", taxonomy_code=taxonomy, specialty=taxonomy, pcp_eligible=pcp,
-                 pediatrics=pediatrics, ob_gyn=ob_gyn, accepting_new_patients=accepting,
-                 panel_capacity=capacity)
-    location = Location(line1=f"{_npi_counter[0]} Main St", city=z.city, state=z.state,
-                        zip_code=z.zip_code, county_fips=z.county_fips,
-                        latitude=z.lat + lat_offset, longitude=z.lon)
+    p = Provider(
+        npi=valid_npi(_npi_counter[0]),
+        first_name="Pat",
+        last_name=last_name,
+        credential="MD",
+        taxonomy_code=taxonomy,
+        specialty=taxonomy,
+        pcp_eligible=pcp,
+        pediatrics=pediatrics,
+        ob_gyn=ob_gyn,
+        accepting_new_patients=accepting,
+        panel_capacity=capacity,
+    )
+    location = Location(
+        line1=f"{_npi_counter[0]} Main St",
+        city=z.city,
+        state=z.state,
+        zip_code=z.zip_code,
+        county_fips=z.county_fips,
+        latitude=z.lat + lat_offset,
+        longitude=z.lon,
+    )
     session.add_all([p, location])
     session.flush()
     session.add(ProviderLocation(provider_id=p.id, location_id=location.id, is_primary=True))
     if network_key:
-        session.add(Contract(network_id=network(session, network_key).id, provider_id=p.id,
-                             effective_from=contract_from, effective_to=contract_to))
+        session.add(
+            Contract(
+                network_id=network(session, network_key).id,
+                provider_id=p.id,
+                effective_from=contract_from,
+                effective_to=contract_to,
+            )
+        )
     session.flush()
     return p
 
 
-def person(first: str, born: date, sex: str = "F", relationship: str = "self",
-           last: str = "Okafor") -> PersonIn:
-    return PersonIn(first_name=first, last_name=last, birth_date=born, sex=sex,
-                    relationship=relationship)
+def person(
+    first: str, born: date, sex: str = "F", relationship: str = "self", last: str = "Okafor"
+) -> PersonIn:
+    return PersonIn(
+        first_name=first, last_name=last, birth_date=born, sex=sex, relationship=relationship
+    )
 
 
-def family(session: Session, *, plan_key: str = "openhmo-silver-hmo", effective=date(2026, 1, 1),
-           address: AddressIn = BOSTON, children: int = 2, spouse: bool = True, **kwargs):
+def family(
+    session: Session,
+    *,
+    plan_key: str = "openhmo-silver-hmo",
+    effective=date(2026, 1, 1),
+    address: AddressIn = BOSTON,
+    children: int = 2,
+    spouse: bool = True,
+    **kwargs,
+):
     dependents = []
     if spouse:
         dependents.append(person("Sam", date(1984, 6, 2), "M", "spouse"))
     for i in range(children):
         dependents.append(person(f"Kid{i}", date(2016 + i, 3, 1), "F" if i % 2 else "M", "child"))
     coverage = enroll_subscriber(
-        session, plan_key=plan_key, subscriber=person("Ada", date(1985, 2, 14)),
-        address=address, effective=effective, actor=ACTOR, dependents=dependents, **kwargs,
+        session,
+        plan_key=plan_key,
+        subscriber=person("Ada", date(1985, 2, 14)),
+        address=address,
+        effective=effective,
+        actor=ACTOR,
+        dependents=dependents,
+        **kwargs,
     )
     session.commit()
     return coverage

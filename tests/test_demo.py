@@ -25,16 +25,26 @@ FAMILIES = 60
 def fingerprint(engine) -> tuple:
     with transaction(engine) as session:
         members = session.execute(
-            select(Member.member_number, Member.first_name, Member.last_name, Member.birth_date,
-                   MemberAddress.zip_code)
+            select(
+                Member.member_number,
+                Member.first_name,
+                Member.last_name,
+                Member.birth_date,
+                MemberAddress.zip_code,
+            )
             .join(MemberAddress, MemberAddress.member_id == Member.id)
-            .order_by(Member.member_number, MemberAddress.effective_from)).all()
-        coverages = session.execute(select(Coverage.id, Plan.plan_key, Coverage.tier,
-                                           Coverage.termination_date)
-                                    .join(Plan, Plan.id == Coverage.plan_id).order_by(Coverage.id)).all()
-        pcps = session.execute(select(PcpAssignment.member_id, Provider.npi, PcpAssignment.method)
-                               .join(Provider, Provider.id == PcpAssignment.provider_id)
-                               .order_by(PcpAssignment.id)).all()
+            .order_by(Member.member_number, MemberAddress.effective_from)
+        ).all()
+        coverages = session.execute(
+            select(Coverage.id, Plan.plan_key, Coverage.tier, Coverage.termination_date)
+            .join(Plan, Plan.id == Coverage.plan_id)
+            .order_by(Coverage.id)
+        ).all()
+        pcps = session.execute(
+            select(PcpAssignment.member_id, Provider.npi, PcpAssignment.method)
+            .join(Provider, Provider.id == PcpAssignment.provider_id)
+            .order_by(PcpAssignment.id)
+        ).all()
         billed = session.scalar(select(func.sum(Invoice.amount_cents)))
         paid = session.scalar(select(func.sum(Payment.amount_cents)))
     return tuple(members), tuple(coverages), tuple(pcps), int(billed), int(paid)
@@ -60,13 +70,18 @@ def test_the_demo_builds_a_coherent_hmo(built):
             if not design.rules.service_area_required:
                 continue
             for coverage in (c for c in coverages if c.plan_id == plan.id):
-                home = session.scalar(select(MemberAddress).where(
-                    MemberAddress.member_id == coverage.subscriber_id)
-                    .order_by(MemberAddress.effective_from))
+                home = session.scalar(
+                    select(MemberAddress)
+                    .where(MemberAddress.member_id == coverage.subscriber_id)
+                    .order_by(MemberAddress.effective_from)
+                )
                 assert design.service_area.contains(home.zip_code, home.county_fips)
         spans = session.scalars(select(MemberCoverage)).all()
         assert {s.termination_reason for s in spans} <= {
-            None, "moved_out_of_service_area", "non_payment_of_premium"}
+            None,
+            "moved_out_of_service_area",
+            "non_payment_of_premium",
+        }
         assert session.scalar(select(func.count()).select_from(Invoice)) > 10 * len(coverages) * 0.8
         # the year was billed: a billing run over it again bills nothing
         assert run_billing(session, through=date(2026, 12, 31), actor="test").invoices == 0
@@ -93,8 +108,13 @@ def test_the_demo_command_prints_a_summary_and_replaces_only_a_demo(tmp_path, mo
     args = ["demo", "--families", "25", "--files", str(tmp_path / "files")]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    for heading in ("Membership, 2026", "Provider network", "Primary care physicians",
-                    "A year of premiums", str(tmp_path / "cli.db")):
+    for heading in (
+        "Membership, 2026",
+        "Provider network",
+        "Primary care physicians",
+        "A year of premiums",
+        str(tmp_path / "cli.db"),
+    ):
         assert heading in first.output
     again = runner.invoke(app, args)  # a previous demo is replaced, not added to
     assert again.exit_code == 0, again.output

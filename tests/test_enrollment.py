@@ -6,7 +6,6 @@ from datetime import date
 
 import pytest
 from sqlalchemy import func, select
-from support import ACTOR, BOSTON, CAMBRIDGE, NEW_YORK, family, load_examples, person
 
 from openhmo.db import transaction
 from openhmo.enrollment.eligibility import eligibility_on
@@ -21,6 +20,7 @@ from openhmo.enrollment.service import (
 )
 from openhmo.history.models import ChangeRecord
 from openhmo.i18n import t
+from support import ACTOR, BOSTON, CAMBRIDGE, NEW_YORK, family, load_examples, person
 
 
 @pytest.fixture
@@ -50,14 +50,21 @@ def test_a_family_enrolls_with_member_numbers_tier_and_history(plans):
     assert all(r.actor == ACTOR and r.reason == "new enrollment" for r in enrolled)
     assert eligibility_on(session, subscriber.member_number, date(2026, 3, 1)).status == "active"
     assert eligibility_on(session, subscriber.member_number, date(2025, 12, 31)).status == (
-        "not_yet_covered")
+        "not_yet_covered"
+    )
     assert eligibility_on(session, "OHM999", date(2026, 3, 1)).status == "not_a_member"
 
 
 def test_enrollment_outside_the_service_area_is_refused_and_nothing_is_written(engine, plans):
     with pytest.raises(EnrollmentError) as caught, transaction(engine) as session:
-        enroll_subscriber(session, plan_key="openhmo-silver-hmo", subscriber=person("Ada", date(1985, 1, 1)),
-                          address=NEW_YORK, effective=date(2026, 1, 1), actor=ACTOR)
+        enroll_subscriber(
+            session,
+            plan_key="openhmo-silver-hmo",
+            subscriber=person("Ada", date(1985, 1, 1)),
+            address=NEW_YORK,
+            effective=date(2026, 1, 1),
+            actor=ACTOR,
+        )
     error = caught.value
     assert "ZIP code 10118" in error.reason and "outside the service area" in error.reason
     assert "New York County, NY" in error.reason
@@ -76,28 +83,56 @@ def test_a_ppo_has_no_service_area_requirement(plans):
 def test_bad_addresses_and_dependents_are_refused_with_the_reason(plans):
     session = plans
     with pytest.raises(EnrollmentError, match="ZIP code 02108 is in MA, not NY"):
-        enroll_subscriber(session, plan_key="openhmo-silver-hmo", subscriber=person("A", date(1990, 1, 1)),
-                          address=AddressIn(line1="x", city="y", state="NY", zip_code="02108"),
-                          effective=date(2026, 1, 1), actor=ACTOR)
+        enroll_subscriber(
+            session,
+            plan_key="openhmo-silver-hmo",
+            subscriber=person("A", date(1990, 1, 1)),
+            address=AddressIn(line1="x", city="y", state="NY", zip_code="02108"),
+            effective=date(2026, 1, 1),
+            actor=ACTOR,
+        )
     with pytest.raises(EnrollmentError, match="not a known US ZIP code"):
-        enroll_subscriber(session, plan_key="openhmo-silver-hmo", subscriber=person("A", date(1990, 1, 1)),
-                          address=AddressIn(line1="x", city="y", state="MA", zip_code="00000"),
-                          effective=date(2026, 1, 1), actor=ACTOR)
+        enroll_subscriber(
+            session,
+            plan_key="openhmo-silver-hmo",
+            subscriber=person("A", date(1990, 1, 1)),
+            address=AddressIn(line1="x", city="y", state="MA", zip_code="00000"),
+            effective=date(2026, 1, 1),
+            actor=ACTOR,
+        )
     with pytest.raises(EnrollmentError, match="younger than 26"):
-        enroll_subscriber(session, plan_key="openhmo-silver-hmo", subscriber=person("A", date(1960, 1, 1)),
-                          address=BOSTON, effective=date(2026, 1, 1), actor=ACTOR,
-                          dependents=[person("Old", date(1995, 1, 1), relationship="child")])
+        enroll_subscriber(
+            session,
+            plan_key="openhmo-silver-hmo",
+            subscriber=person("A", date(1960, 1, 1)),
+            address=BOSTON,
+            effective=date(2026, 1, 1),
+            actor=ACTOR,
+            dependents=[person("Old", date(1995, 1, 1), relationship="child")],
+        )
     with pytest.raises(EnrollmentError, match="no plan year on 2030-01-01"):
-        enroll_subscriber(session, plan_key="openhmo-silver-hmo", subscriber=person("A", date(1990, 1, 1)),
-                          address=BOSTON, effective=date(2030, 1, 1), actor=ACTOR)
+        enroll_subscriber(
+            session,
+            plan_key="openhmo-silver-hmo",
+            subscriber=person("A", date(1990, 1, 1)),
+            address=BOSTON,
+            effective=date(2030, 1, 1),
+            actor=ACTOR,
+        )
 
 
 def test_moving_out_of_the_area_ends_eligibility_with_reason_and_notice(plans):
     session = plans
     coverage = family(session)
     subscriber = session.get(Member, coverage.subscriber_id)
-    ended = change_address(session, member=subscriber, address=NEW_YORK,
-                           effective=date(2026, 5, 12), actor=ACTOR, reason="member called")
+    ended = change_address(
+        session,
+        member=subscriber,
+        address=NEW_YORK,
+        effective=date(2026, 5, 12),
+        actor=ACTOR,
+        reason="member called",
+    )
     session.commit()
     assert len(ended) == 4
     assert {s.termination_date for s in ended} == {date(2026, 5, 31)}
@@ -107,20 +142,32 @@ def test_moving_out_of_the_area_ends_eligibility_with_reason_and_notice(plans):
     assert eligibility_on(session, number, date(2026, 5, 31)).status == "active"
     after = eligibility_on(session, number, date(2026, 6, 1))
     assert after.status == "terminated" and "moved_out_of_service_area" in after.reason
-    notices = session.scalars(select(Notice).where(
-        Notice.message_id == "enrollment.notice.moved_out_of_area")).all()
+    notices = session.scalars(
+        select(Notice).where(Notice.message_id == "enrollment.notice.moved_out_of_area")
+    ).all()
     assert len(notices) == 4
     assert t(notices[0].message_id, "sv", **notices[0].params).startswith("Din försäkring")
     # the old address is kept and closed, not overwritten
-    addresses = session.scalars(select(MemberAddress).where(MemberAddress.member_id == subscriber.id)
-                                .order_by(MemberAddress.effective_from)).all()
+    addresses = session.scalars(
+        select(MemberAddress)
+        .where(MemberAddress.member_id == subscriber.id)
+        .order_by(MemberAddress.effective_from)
+    ).all()
     assert [(a.zip_code, a.effective_from, a.effective_to) for a in addresses] == [
-        ("02108", date(2026, 1, 1), date(2026, 5, 11)), ("10118", date(2026, 5, 12), None)]
-    actions = session.scalars(select(ChangeRecord.action).where(
-        ChangeRecord.member_id == subscriber.id).order_by(ChangeRecord.id)).all()
+        ("02108", date(2026, 1, 1), date(2026, 5, 11)),
+        ("10118", date(2026, 5, 12), None),
+    ]
+    actions = session.scalars(
+        select(ChangeRecord.action)
+        .where(ChangeRecord.member_id == subscriber.id)
+        .order_by(ChangeRecord.id)
+    ).all()
     assert actions == ["enrolled", "address_changed", "eligibility_ended", "coverage_terminated"]
-    moved = session.scalar(select(ChangeRecord).where(ChangeRecord.action == "address_changed",
-                                                      ChangeRecord.member_id == subscriber.id))
+    moved = session.scalar(
+        select(ChangeRecord).where(
+            ChangeRecord.action == "address_changed", ChangeRecord.member_id == subscriber.id
+        )
+    )
     assert moved.changes["zip_code"] == ["02108", "10118"] and moved.reason == "member called"
 
 
@@ -128,8 +175,12 @@ def test_a_move_within_the_area_changes_nothing_else(plans):
     session = plans
     coverage = family(session)
     subscriber = session.get(Member, coverage.subscriber_id)
-    assert change_address(session, member=subscriber, address=CAMBRIDGE,
-                          effective=date(2026, 3, 1), actor=ACTOR) == []
+    assert (
+        change_address(
+            session, member=subscriber, address=CAMBRIDGE, effective=date(2026, 3, 1), actor=ACTOR
+        )
+        == []
+    )
     session.commit()
     assert coverage.termination_date is None
     assert count(session, MemberAddress) == 8
@@ -139,8 +190,14 @@ def test_a_dependent_moving_alone_ends_only_their_eligibility_and_changes_the_ti
     session = plans
     coverage = family(session, children=1)
     spouse = session.scalar(select(Member).where(Member.relationship_code == "spouse"))
-    change_address(session, member=spouse, address=NEW_YORK, effective=date(2026, 2, 10),
-                   actor=ACTOR, reason="moved for work")
+    change_address(
+        session,
+        member=spouse,
+        address=NEW_YORK,
+        effective=date(2026, 2, 10),
+        actor=ACTOR,
+        reason="moved for work",
+    )
     session.commit()
     assert coverage.termination_date is None
     assert coverage.tier == "self_plus_children"
@@ -155,9 +212,14 @@ def test_adding_a_newborn_changes_the_tier_from_the_birth(plans):
     coverage = family(session, spouse=False, children=0)
     assert coverage.tier == "self_only"
     subscriber = session.get(Member, coverage.subscriber_id)
-    baby = add_dependent(session, subscriber=subscriber, effective=date(2026, 4, 17), actor=ACTOR,
-                         person=person("Baby", date(2026, 4, 17), relationship="child"),
-                         reason="birth")
+    baby = add_dependent(
+        session,
+        subscriber=subscriber,
+        effective=date(2026, 4, 17),
+        actor=ACTOR,
+        person=person("Baby", date(2026, 4, 17), relationship="child"),
+        reason="birth",
+    )
     session.commit()
     assert baby.member_number == subscriber.member_number[:-3] + "-01"
     assert coverage.tier == "self_plus_children"
@@ -169,13 +231,17 @@ def test_history_is_only_ever_appended(plans):
     coverage = family(session)
     subscriber = session.get(Member, coverage.subscriber_id)
     first = [(r.id, r.action, r.changes) for r in session.scalars(select(ChangeRecord))]
-    change_address(session, member=subscriber, address=CAMBRIDGE, effective=date(2026, 2, 1),
-                   actor=ACTOR)
-    change_address(session, member=subscriber, address=BOSTON, effective=date(2026, 3, 1),
-                   actor=ACTOR)
+    change_address(
+        session, member=subscriber, address=CAMBRIDGE, effective=date(2026, 2, 1), actor=ACTOR
+    )
+    change_address(
+        session, member=subscriber, address=BOSTON, effective=date(2026, 3, 1), actor=ACTOR
+    )
     session.commit()
     again = [(r.id, r.action, r.changes) for r in session.scalars(select(ChangeRecord))]
     assert again[: len(first)] == first
     assert len(again) == len(first) + 8
-    assert all(r.actor == ACTOR and r.occurred_at is not None
-               for r in session.scalars(select(ChangeRecord)))
+    assert all(
+        r.actor == ACTOR and r.occurred_at is not None
+        for r in session.scalars(select(ChangeRecord))
+    )

@@ -35,4 +35,5 @@ def describe_location(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    return f"{parsed.get_backend_name()} database {parsed.database!r} on {parsed.host}:{parsed.port or 5432}"
+    backend, port = parsed.get_backend_name(), parsed.port or 5432
+    return f"{backend} database {parsed.database!r} on {parsed.host}:{port}"

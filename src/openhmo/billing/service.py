@@ -15,7 +15,6 @@ invoice per plan year for the months covered, less the plan's annual discount.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -59,8 +58,10 @@ class Period:
 
 def _tier(spans: list[MemberCoverage], subscriber_id: int, day: date) -> str:
     relationships = [
-        s.member.relationship_code for s in spans
-        if s.member_id != subscriber_id and s.effective_date <= day
+        s.member.relationship_code
+        for s in spans
+        if s.member_id != subscriber_id
+        and s.effective_date <= day
         and (s.termination_date is None or s.termination_date >= day)
     ]
     return tier_for(relationships).value
@@ -91,11 +92,14 @@ def due_date(design: PlanDesign, period: Period) -> date:
 def run_billing(session: Session, *, through: date, actor: str) -> BillingReport:
     """Issue what is due by `through`, apply payments, and settle grace periods as of it."""
     report = BillingReport()
-    coverages = list(session.scalars(
-        select(Coverage).where(Coverage.effective_date <= through)
-        .options(selectinload(Coverage.members).selectinload(MemberCoverage.member))
-        .order_by(Coverage.id)
-    ))
+    coverages = list(
+        session.scalars(
+            select(Coverage)
+            .where(Coverage.effective_date <= through)
+            .options(selectinload(Coverage.members).selectinload(MemberCoverage.member))
+            .order_by(Coverage.id)
+        )
+    )
     plans = {p.id: p for p in session.scalars(select(Plan).options(selectinload(Plan.years)))}
     existing = set(session.execute(select(Invoice.coverage_id, Invoice.period_start)).all())
     for coverage in coverages:
@@ -114,25 +118,42 @@ def run_billing(session: Session, *, through: date, actor: str) -> BillingReport
     for item in ledgers.values():
         item.apply_credit(session)
     session.flush()
-    settle_delinquency(session, as_of=through, actor=actor, report=report, coverages=coverages,
-                       plans=plans, ledgers=ledgers)
+    settle_delinquency(
+        session,
+        as_of=through,
+        actor=actor,
+        report=report,
+        coverages=coverages,
+        plans=plans,
+        ledgers=ledgers,
+    )
     return report
 
 
-def _invoice(coverage: Coverage, plan: Plan, design: PlanDesign, period: Period,
-             report: BillingReport) -> Invoice | None:
+def _invoice(
+    coverage: Coverage, plan: Plan, design: PlanDesign, period: Period, report: BillingReport
+) -> Invoice | None:
     tier = _tier(coverage.members, coverage.subscriber_id, period.start)
     if plan_year_on(plan, period.start) is None:
-        report.problems.append(f"coverage {coverage.id}: {plan.plan_key} has no plan year on "
-                               f"{period.start}; not billed")
+        report.problems.append(
+            f"coverage {coverage.id}: {plan.plan_key} has no plan year on "
+            f"{period.start}; not billed"
+        )
         return None
     gross = monthly_premium(plan, period.start, tier) * period.months
     discount = 0
     if coverage.billing_frequency == "annual":
         discount = percent_of(gross, design.premium_billing.annual_discount)
-    return Invoice(coverage_id=coverage.id, period_start=period.start, period_end=period.end,
-                   due_date=due_date(design, period), tier=tier, gross_cents=gross,
-                   discount_cents=discount, amount_cents=gross - discount)
+    return Invoice(
+        coverage_id=coverage.id,
+        period_start=period.start,
+        period_end=period.end,
+        due_date=due_date(design, period),
+        tier=tier,
+        gross_cents=gross,
+        discount_cents=discount,
+        amount_cents=gross - discount,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +209,11 @@ class Ledger:
             amount = min(owed, available)
             # Credit is attributed to the latest payment: which payment funded it changes
             # no balance, and the allocation row keeps the trail.
-            session.add(PaymentAllocation(payment_id=self.last_payment_id, invoice_id=invoice.id,
-                                          amount_cents=amount))
+            session.add(
+                PaymentAllocation(
+                    payment_id=self.last_payment_id, invoice_id=invoice.id, amount_cents=amount
+                )
+            )
             self.paid[invoice.id] = self.paid.get(invoice.id, 0) + amount
             self.applied += amount
             available -= amount
@@ -197,6 +221,7 @@ class Ledger:
 
 def load_ledgers(session: Session, coverage_ids: list[int] | None = None) -> dict[int, Ledger]:
     """The ledgers of some coverages (all when None), in three queries whatever their number."""
+
     def only(query, column):
         return query if coverage_ids is None else query.where(column.in_(coverage_ids))
 
@@ -207,30 +232,53 @@ def load_ledgers(session: Session, coverage_ids: list[int] | None = None) -> dic
     def get(coverage_id: int) -> Ledger:
         return ledgers.setdefault(coverage_id, Ledger(coverage_id))
 
-    paid = (select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount_cents).label("paid"))
-            .group_by(PaymentAllocation.invoice_id).subquery())
-    rows = session.execute(only(
-        select(Invoice.id, Invoice.coverage_id, Invoice.period_start, Invoice.due_date,
-               Invoice.amount_cents, func.coalesce(paid.c.paid, 0))
-        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-        .where(Invoice.voided_on.is_(None), Invoice.amount_cents > func.coalesce(paid.c.paid, 0)),
-        Invoice.coverage_id,
-    ).order_by(Invoice.coverage_id, Invoice.due_date, Invoice.id))
+    paid = (
+        select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount_cents).label("paid"))
+        .group_by(PaymentAllocation.invoice_id)
+        .subquery()
+    )
+    rows = session.execute(
+        only(
+            select(
+                Invoice.id,
+                Invoice.coverage_id,
+                Invoice.period_start,
+                Invoice.due_date,
+                Invoice.amount_cents,
+                func.coalesce(paid.c.paid, 0),
+            )
+            .outerjoin(paid, paid.c.invoice_id == Invoice.id)
+            .where(
+                Invoice.voided_on.is_(None), Invoice.amount_cents > func.coalesce(paid.c.paid, 0)
+            ),
+            Invoice.coverage_id,
+        ).order_by(Invoice.coverage_id, Invoice.due_date, Invoice.id)
+    )
     for *fields, already in rows:
         invoice = InvoiceLine(*fields)
         account = get(invoice.coverage_id)
         account.invoices.append(invoice)
         if already:
             account.paid[invoice.id] = int(already)
-    applied = session.execute(only(
-        select(Invoice.coverage_id, func.sum(PaymentAllocation.amount_cents))
-        .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
-        .where(Invoice.voided_on.is_(None)).group_by(Invoice.coverage_id), Invoice.coverage_id))
+    applied = session.execute(
+        only(
+            select(Invoice.coverage_id, func.sum(PaymentAllocation.amount_cents))
+            .join(Invoice, Invoice.id == PaymentAllocation.invoice_id)
+            .where(Invoice.voided_on.is_(None))
+            .group_by(Invoice.coverage_id),
+            Invoice.coverage_id,
+        )
+    )
     for coverage_id, amount in applied:
         get(coverage_id).applied = int(amount)
-    payments = session.execute(only(
-        select(Payment.coverage_id, func.sum(Payment.amount_cents), func.max(Payment.id))
-        .group_by(Payment.coverage_id), Payment.coverage_id))
+    payments = session.execute(
+        only(
+            select(
+                Payment.coverage_id, func.sum(Payment.amount_cents), func.max(Payment.id)
+            ).group_by(Payment.coverage_id),
+            Payment.coverage_id,
+        )
+    )
     for coverage_id, amount, last in payments:
         account = get(coverage_id)
         account.received, account.last_payment_id = int(amount), last
@@ -274,8 +322,14 @@ def record_payments(session: Session, payments: list[PaymentIn], *, actor: str) 
         if p.amount_cents <= 0:
             raise BillingError(f"a payment must be positive (got {format_money(p.amount_cents)})")
     references = [p.reference for p in payments if p.reference is not None]
-    known = {pay.reference: pay for pay in session.scalars(
-        select(Payment).where(Payment.reference.in_(references)))} if references else {}
+    known = (
+        {
+            pay.reference: pay
+            for pay in session.scalars(select(Payment).where(Payment.reference.in_(references)))
+        }
+        if references
+        else {}
+    )
     coverage_ids = sorted({p.coverage_id for p in payments})
     found = set(session.scalars(select(Coverage.id).where(Coverage.id.in_(coverage_ids))))
     if missing := set(coverage_ids) - found:
@@ -285,13 +339,20 @@ def record_payments(session: Session, payments: list[PaymentIn], *, actor: str) 
         existing = known.get(p.reference) if p.reference is not None else None
         if existing is not None:
             if (existing.coverage_id, existing.amount_cents) != (p.coverage_id, p.amount_cents):
-                raise BillingError(f"payment reference {p.reference} was already used for "
-                                   f"{format_money(existing.amount_cents)} on coverage "
-                                   f"{existing.coverage_id}")
+                raise BillingError(
+                    f"payment reference {p.reference} was already used for "
+                    f"{format_money(existing.amount_cents)} on coverage "
+                    f"{existing.coverage_id}"
+                )
             out.append(existing)
             continue
-        payment = Payment(coverage_id=p.coverage_id, received_on=p.received_on,
-                          amount_cents=p.amount_cents, method=p.method, reference=p.reference)
+        payment = Payment(
+            coverage_id=p.coverage_id,
+            received_on=p.received_on,
+            amount_cents=p.amount_cents,
+            method=p.method,
+            reference=p.reference,
+        )
         session.add(payment)
         if p.reference is not None:
             known[p.reference] = payment
@@ -299,41 +360,67 @@ def record_payments(session: Session, payments: list[PaymentIn], *, actor: str) 
         new.append(payment)
     session.flush()
     ledgers = load_ledgers(session, coverage_ids)
-    graces = {g.coverage_id: g for g in session.scalars(select(GracePeriod).where(
-        GracePeriod.status == "open", GracePeriod.coverage_id.in_(coverage_ids)))}
+    graces = {
+        g.coverage_id: g
+        for g in session.scalars(
+            select(GracePeriod).where(
+                GracePeriod.status == "open", GracePeriod.coverage_id.in_(coverage_ids)
+            )
+        )
+    }
     for payment in new:
-        record_change(session, actor=actor, entity="payment", entity_id=payment.id,
-                      action="premium_payment_received", coverage_id=payment.coverage_id,
-                      effective_date=payment.received_on,
-                      changes={"amount": format_money(payment.amount_cents),
-                               "reference": payment.reference},
-                      reason=f"{payment.method} payment")
+        record_change(
+            session,
+            actor=actor,
+            entity="payment",
+            entity_id=payment.id,
+            action="premium_payment_received",
+            coverage_id=payment.coverage_id,
+            effective_date=payment.received_on,
+            changes={"amount": format_money(payment.amount_cents), "reference": payment.reference},
+            reason=f"{payment.method} payment",
+        )
     last_received: dict[int, date] = {}
     for payment in new:
         last_received[payment.coverage_id] = max(
-            payment.received_on, last_received.get(payment.coverage_id, payment.received_on))
+            payment.received_on, last_received.get(payment.coverage_id, payment.received_on)
+        )
     for coverage_id in coverage_ids:
         account = ledgers[coverage_id]
         account.apply_credit(session)
         grace, last = graces.get(coverage_id), last_received.get(coverage_id)
-        if grace is not None and last is not None and not account.past_due(last + timedelta(days=1)):
+        if (
+            grace is not None
+            and last is not None
+            and not account.past_due(last + timedelta(days=1))
+        ):
             _cure(session, grace, last, actor)
     session.flush()
     return out
 
 
 def record_payment(
-    session: Session, *, coverage_id: int, amount_cents: Cents, received_on: date, actor: str,
-    reference: str | None = None, method: str = "ach",
+    session: Session,
+    *,
+    coverage_id: int,
+    amount_cents: Cents,
+    received_on: date,
+    actor: str,
+    reference: str | None = None,
+    method: str = "ach",
 ) -> Payment:
     """Take one payment (see record_payments)."""
-    return record_payments(session, [PaymentIn(coverage_id, amount_cents, received_on, reference,
-                                               method)], actor=actor)[0]
+    return record_payments(
+        session, [PaymentIn(coverage_id, amount_cents, received_on, reference, method)], actor=actor
+    )[0]
 
 
 def open_grace_period(session: Session, coverage_id: int) -> GracePeriod | None:
-    return session.scalar(select(GracePeriod).where(GracePeriod.coverage_id == coverage_id,
-                                                    GracePeriod.status == "open"))
+    return session.scalar(
+        select(GracePeriod).where(
+            GracePeriod.coverage_id == coverage_id, GracePeriod.status == "open"
+        )
+    )
 
 
 def grace_end(design: PlanDesign, start: date, subsidized: bool) -> date:
@@ -344,15 +431,27 @@ def grace_end(design: PlanDesign, start: date, subsidized: bool) -> date:
 
 def _cure(session: Session, grace: GracePeriod, day: date, actor: str) -> None:
     grace.status, grace.resolved_on = "cured", day
-    record_change(session, actor=actor, entity="coverage", entity_id=grace.coverage_id,
-                  action="grace_period_cured", coverage_id=grace.coverage_id, effective_date=day,
-                  changes={"grace_period": [grace.starts, grace.ends]},
-                  reason="overdue premium paid")
+    record_change(
+        session,
+        actor=actor,
+        entity="coverage",
+        entity_id=grace.coverage_id,
+        action="grace_period_cured",
+        coverage_id=grace.coverage_id,
+        effective_date=day,
+        changes={"grace_period": [grace.starts, grace.ends]},
+        reason="overdue premium paid",
+    )
 
 
 def settle_delinquency(
-    session: Session, *, as_of: date, actor: str, report: BillingReport | None = None,
-    coverages: list[Coverage] | None = None, plans: dict[int, Plan] | None = None,
+    session: Session,
+    *,
+    as_of: date,
+    actor: str,
+    report: BillingReport | None = None,
+    coverages: list[Coverage] | None = None,
+    plans: dict[int, Plan] | None = None,
     ledgers: dict[int, Ledger] | None = None,
 ) -> BillingReport:
     """Open, cure or end grace periods as of `as_of`."""
@@ -361,8 +460,10 @@ def settle_delinquency(
         coverages = list(session.scalars(select(Coverage).where(Coverage.effective_date <= as_of)))
     plans = plans or {p.id: p for p in session.scalars(select(Plan))}
     ledgers = ledgers if ledgers is not None else load_ledgers(session)
-    open_graces = {g.coverage_id: g for g in session.scalars(
-        select(GracePeriod).where(GracePeriod.status == "open"))}
+    open_graces = {
+        g.coverage_id: g
+        for g in session.scalars(select(GracePeriod).where(GracePeriod.status == "open"))
+    }
     for coverage in coverages:
         if coverage.termination_date is not None and coverage.termination_date < as_of:
             continue
@@ -380,55 +481,94 @@ def settle_delinquency(
             grace = _start_grace(session, coverage, design, oldest, owed, actor)
             report.grace_periods_started += 1
         if as_of > grace.ends:
-            report.voided += _terminate_for_non_payment(session, coverage, design, grace, oldest,
-                                                        as_of, actor)
+            report.voided += _terminate_for_non_payment(
+                session, coverage, design, grace, oldest, as_of, actor
+            )
             report.terminated += 1
     session.flush()
     return report
 
 
 def _start_grace(session, coverage, design, oldest: InvoiceLine, owed: Cents, actor) -> GracePeriod:
-    grace = GracePeriod(coverage_id=coverage.id, invoice_id=oldest.id, starts=oldest.due_date,
-                        ends=grace_end(design, oldest.due_date, coverage.subsidized),
-                        subsidized=coverage.subsidized)
+    grace = GracePeriod(
+        coverage_id=coverage.id,
+        invoice_id=oldest.id,
+        starts=oldest.due_date,
+        ends=grace_end(design, oldest.due_date, coverage.subsidized),
+        subsidized=coverage.subsidized,
+    )
     session.add(grace)
     session.flush()
-    record_change(session, actor=actor, entity="coverage", entity_id=coverage.id,
-                  action="grace_period_started", coverage_id=coverage.id,
-                  member_id=coverage.subscriber_id, effective_date=grace.starts,
-                  changes={"grace_period": [grace.starts, grace.ends], "owed": format_money(owed),
-                           "subsidized": coverage.subsidized},
-                  reason=f"premium due {oldest.due_date} unpaid")
+    record_change(
+        session,
+        actor=actor,
+        entity="coverage",
+        entity_id=coverage.id,
+        action="grace_period_started",
+        coverage_id=coverage.id,
+        member_id=coverage.subscriber_id,
+        effective_date=grace.starts,
+        changes={
+            "grace_period": [grace.starts, grace.ends],
+            "owed": format_money(owed),
+            "subsidized": coverage.subsidized,
+        },
+        reason=f"premium due {oldest.due_date} unpaid",
+    )
     subscriber = session.get(Member, coverage.subscriber_id)
-    add_notice(session, subscriber, "enrollment.notice.grace_period_started",
-               amount=format_money(owed), due_date=oldest.due_date.isoformat(),
-               grace_end=grace.ends.isoformat())
+    add_notice(
+        session,
+        subscriber,
+        "enrollment.notice.grace_period_started",
+        amount=format_money(owed),
+        due_date=oldest.due_date.isoformat(),
+        grace_end=grace.ends.isoformat(),
+    )
     return grace
 
 
-def _terminate_for_non_payment(session, coverage, design, grace, oldest: InvoiceLine, as_of,
-                               actor) -> int:
+def _terminate_for_non_payment(
+    session, coverage, design, grace, oldest: InvoiceLine, as_of, actor
+) -> int:
     # Everything before the oldest unpaid invoice is paid: the coverage was paid through
     # the day before that invoice's period.
     paid_through = oldest.period_start - timedelta(days=1)
     end = paid_through
-    if coverage.subsidized and design.grace_period.subsidized_termination == "end_of_first_grace_month":
+    if (
+        coverage.subsidized
+        and design.grace_period.subsidized_termination == "end_of_first_grace_month"
+    ):
         end = end_of_month(grace.starts)
     end = max(end, coverage.effective_date - timedelta(days=1))
     plan_name = design.name
-    terminate_coverage(session, coverage=coverage, termination_date=end, actor=actor,
-                       reason=NON_PAYMENT,
-                       note=f"grace period {grace.starts} to {grace.ends} ended unpaid")
+    terminate_coverage(
+        session,
+        coverage=coverage,
+        termination_date=end,
+        actor=actor,
+        reason=NON_PAYMENT,
+        note=f"grace period {grace.starts} to {grace.ends} ended unpaid",
+    )
     grace.status, grace.resolved_on, grace.paid_through = "terminated", as_of, paid_through
     voided = 0
-    for invoice in session.scalars(select(Invoice).where(
-        Invoice.coverage_id == coverage.id, Invoice.voided_on.is_(None), Invoice.period_start > end,
-    )):
+    for invoice in session.scalars(
+        select(Invoice).where(
+            Invoice.coverage_id == coverage.id,
+            Invoice.voided_on.is_(None),
+            Invoice.period_start > end,
+        )
+    ):
         invoice.voided_on, invoice.void_reason = as_of, "coverage terminated"
         voided += 1
     for span in coverage.members:
-        add_notice(session, span.member, "enrollment.notice.terminated_nonpayment",
-                   plan=plan_name, end_date=end.isoformat(), grace_end=grace.ends.isoformat())
+        add_notice(
+            session,
+            span.member,
+            "enrollment.notice.terminated_nonpayment",
+            plan=plan_name,
+            end_date=end.isoformat(),
+            grace_end=grace.ends.isoformat(),
+        )
     return voided
 
 
@@ -440,12 +580,15 @@ class GraceStatus:
 
 def grace_status(session: Session, coverage_id: int, day: date) -> GraceStatus | None:
     """The grace period a day falls in, and which of its months, for eligibility and claims."""
-    grace = session.scalar(select(GracePeriod).where(
-        GracePeriod.coverage_id == coverage_id, GracePeriod.starts <= day, GracePeriod.ends >= day,
-        or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
-    ))
+    grace = session.scalar(
+        select(GracePeriod).where(
+            GracePeriod.coverage_id == coverage_id,
+            GracePeriod.starts <= day,
+            GracePeriod.ends >= day,
+            or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
+        )
+    )
     if grace is None:
         return None
     start = first_of_month(grace.starts)
     return GraceStatus(grace, (day.year - start.year) * 12 + day.month - start.month + 1)
-

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from openhmo.config import database_url
 from openhmo.db import make_engine, migrate, transaction
 
-console = Console()
-err_console = Console(stderr=True)
+# Lines of output are not wrapped (a file path or an error stays on one line, for grep
+# and for people); tables still fit the terminal.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def actor() -> str:

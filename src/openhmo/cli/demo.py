@@ -29,20 +29,29 @@ def demo(
     url = database_url()
     started = time.monotonic()
     engine = _fresh_database(url, reset)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+
         def factory(description: str, total: int):
             task = progress.add_task(description, total=total)
             return lambda n=1: progress.advance(task, n)
 
-        result = build_demo(engine, DemoConfig(seed=seed, families=families, year=year,
-                                               workdir=files), factory)
+        result = build_demo(
+            engine, DemoConfig(seed=seed, families=families, year=year, workdir=files), factory
+        )
     with transaction(engine) as session:
         render_summary(session, result, year)
-    console.print(f"\nBuilt in {time.monotonic() - started:.1f} s. The data lives in "
-                  f"[bold]{describe_location(url)}[/]; the provider rosters it imported are in "
-                  f"{files}/.\nTry: openhmo plans show openhmo-silver-hmo, openhmo network search "
-                  "--specialty pediatrics --near 02139, openhmo enrollment show OHM000000001-00")
+    console.print(
+        f"\nBuilt in {time.monotonic() - started:.1f} s. The data lives in "
+        f"[bold]{describe_location(url)}[/]; the provider rosters it imported are in "
+        f"{files}/.\nTry: openhmo plans show openhmo-silver-hmo, openhmo network search "
+        "--specialty pediatrics --near 02139, openhmo enrollment show OHM000000001-00"
+    )
 
 
 def _fresh_database(url: str, reset: bool) -> Engine:
@@ -52,11 +61,16 @@ def _fresh_database(url: str, reset: bool) -> Engine:
     if "member" in tables:
         with engine.connect() as conn:
             members = conn.scalar(select(func.count()).select_from(Member))
-            was_demo = conn.scalar(select(func.count()).select_from(ChangeRecord)
-                                   .where(ChangeRecord.action == "demo_built"))
+            was_demo = conn.scalar(
+                select(func.count())
+                .select_from(ChangeRecord)
+                .where(ChangeRecord.action == "demo_built")
+            )
         if members and not was_demo and not reset:
-            raise fail(f"{describe_location(url)} holds {members} members that are not a demo's; "
-                       "use --reset to replace them, or point OPENHMO_DATABASE_URL elsewhere")
+            raise fail(
+                f"{describe_location(url)} holds {members} members that are not a demo's; "
+                "use --reset to replace them, or point OPENHMO_DATABASE_URL elsewhere"
+            )
     if url.startswith("sqlite:///"):
         engine.dispose()
         path = Path(url.removeprefix("sqlite:///"))

@@ -62,11 +62,15 @@ def enroll(file: Path = typer.Argument(..., help="YAML: a list of families to en
         try:
             with unit_of_work() as session:
                 coverage = enroll_subscriber(
-                    session, plan_key=entry["plan"], effective=date.fromisoformat(str(entry["effective"])),
-                    subscriber=PersonIn(**entry["subscriber"]), address=AddressIn(**entry["address"]),
+                    session,
+                    plan_key=entry["plan"],
+                    effective=date.fromisoformat(str(entry["effective"])),
+                    subscriber=PersonIn(**entry["subscriber"]),
+                    address=AddressIn(**entry["address"]),
                     dependents=[PersonIn(**d) for d in entry.get("dependents", [])],
                     billing_frequency=entry.get("billing_frequency", "monthly"),
-                    subsidized=bool(entry.get("subsidized", False)), actor=actor(),
+                    subsidized=bool(entry.get("subsidized", False)),
+                    actor=actor(),
                 )
                 number = session.get(Member, coverage.subscriber_id).member_number
             done += 1
@@ -88,23 +92,31 @@ def _why(exc: Exception) -> str:
 
 
 @app.command()
-def show(member_number: str, purpose: str = typer.Option("member services", help="why you read it")) -> None:
+def show(
+    member_number: str, purpose: str = typer.Option("member services", help="why you read it")
+) -> None:
     """A member's record: coverage, address, PCP. The read is audited."""
     with unit_of_work() as session:
         member = _member(session, member_number)
-        record_access(session, actor=actor(), member_id=member.id, purpose=purpose,
-                      what="enrollment record")
+        record_access(
+            session, actor=actor(), member_id=member.id, purpose=purpose, what="enrollment record"
+        )
         today = date.today()
         status = eligibility_on(session, member_number, today)
         address = current_address(session, member, today)
-        pcp = session.scalar(select(PcpAssignment).where(PcpAssignment.member_id == member.id)
-                             .order_by(PcpAssignment.effective_from.desc()))
+        pcp = session.scalar(
+            select(PcpAssignment)
+            .where(PcpAssignment.member_id == member.id)
+            .order_by(PcpAssignment.effective_from.desc())
+        )
         table = Table(show_header=False, title=f"{member.name} ({member.member_number})")
         table.add_row("born", str(member.birth_date))
         table.add_row("relationship", member.relationship_code)
         table.add_row("status today", f"{status.status} {status.reason or ''}")
         if address:
-            table.add_row("address", f"{address.line1}, {address.city} {address.state} {address.zip_code}")
+            table.add_row(
+                "address", f"{address.line1}, {address.city} {address.state} {address.zip_code}"
+            )
         if pcp:
             doctor = session.get(Provider, pcp.provider_id)
             table.add_row("PCP", f"{doctor.display_name} from {pcp.effective_from} ({pcp.method})")
@@ -118,37 +130,58 @@ def history(member_number: str, purpose: str = typer.Option("member services")) 
         member = _member(session, member_number)
         record_access(session, actor=actor(), member_id=member.id, purpose=purpose, what="history")
         table = Table("when", "who", "what", "effective", "changes", "why")
-        for r in session.scalars(select(ChangeRecord).where(ChangeRecord.member_id == member.id)
-                                 .order_by(ChangeRecord.id)):
-            table.add_row(r.occurred_at.strftime("%Y-%m-%d %H:%M"), r.actor, r.action,
-                          str(r.effective_date or ""), str(r.changes), r.reason)
+        for r in session.scalars(
+            select(ChangeRecord)
+            .where(ChangeRecord.member_id == member.id)
+            .order_by(ChangeRecord.id)
+        ):
+            table.add_row(
+                r.occurred_at.strftime("%Y-%m-%d %H:%M"),
+                r.actor,
+                r.action,
+                str(r.effective_date or ""),
+                str(r.changes),
+                r.reason,
+            )
         console.print(table)
 
 
 @app.command()
 def move(
-    member_number: str, line1: str = typer.Option(...), city: str = typer.Option(...),
-    state: str = typer.Option(...), zip_code: str = typer.Option(..., "--zip"),
-    effective: str = typer.Option(..., help="YYYY-MM-DD"), reason: str = "address change",
+    member_number: str,
+    line1: str = typer.Option(...),
+    city: str = typer.Option(...),
+    state: str = typer.Option(...),
+    zip_code: str = typer.Option(..., "--zip"),
+    effective: str = typer.Option(..., help="YYYY-MM-DD"),
+    reason: str = "address change",
 ) -> None:
     """Record a new address; a move out of the service area ends eligibility (with notice)."""
     with unit_of_work() as session:
         member = _member(session, member_number)
         try:
-            ended = change_address(session, member=member, effective=date.fromisoformat(effective),
-                                   address=AddressIn(line1=line1, city=city, state=state,
-                                                     zip_code=zip_code),
-                                   actor=actor(), reason=reason)
+            ended = change_address(
+                session,
+                member=member,
+                effective=date.fromisoformat(effective),
+                address=AddressIn(line1=line1, city=city, state=state, zip_code=zip_code),
+                actor=actor(),
+                reason=reason,
+            )
         except EnrollmentError as exc:
             raise fail(exc.reason) from None
     for span in ended:
-        console.print(f"[yellow]eligibility ends[/] {span.member.member_number} on "
-                      f"{span.termination_date}: {span.termination_reason}")
+        console.print(
+            f"[yellow]eligibility ends[/] {span.member.member_number} on "
+            f"{span.termination_date}: {span.termination_reason}"
+        )
     console.print("[green]✓[/] address recorded")
 
 
 @app.command("choose-pcp")
-def choose_pcp(member_number: str, npi: str, on: str = typer.Option(None, help="request date")) -> None:
+def choose_pcp(
+    member_number: str, npi: str, on: str = typer.Option(None, help="request date")
+) -> None:
     """Choose a PCP; it takes effect on the first of the next month."""
     with unit_of_work() as session:
         member = _member(session, member_number)
@@ -156,22 +189,32 @@ def choose_pcp(member_number: str, npi: str, on: str = typer.Option(None, help="
         if doctor is None:
             raise fail(f"no provider with NPI {npi}")
         try:
-            assignment = choose(session, member=member, provider=doctor, actor=actor(),
-                                requested_on=date.fromisoformat(on) if on else date.today())
+            assignment = choose(
+                session,
+                member=member,
+                provider=doctor,
+                actor=actor(),
+                requested_on=date.fromisoformat(on) if on else date.today(),
+            )
         except EnrollmentError as exc:
             raise fail(exc.reason) from None
-        console.print(f"[green]✓[/] {doctor.display_name} is {member.name}'s PCP from "
-                      f"{assignment.effective_from}")
+        console.print(
+            f"[green]✓[/] {doctor.display_name} is {member.name}'s PCP from "
+            f"{assignment.effective_from}"
+        )
 
 
 @app.command("auto-assign")
-def auto_assign(as_of: str = typer.Option(..., help="YYYY-MM-DD"), plan: str = None) -> None:
+def auto_assign(as_of: str = typer.Option(..., help="YYYY-MM-DD"), plan: str | None = None) -> None:
     """Assign the nearest available PCP to members who need one and have not chosen."""
     with unit_of_work() as session:
-        report = run_auto_assign(session, as_of=date.fromisoformat(as_of), actor=actor(),
-                                 plan_key=plan)
-    console.print(f"assigned {report.assigned}; families kept together "
-                  f"{report.families_kept_together}, split {report.families_split}")
+        report = run_auto_assign(
+            session, as_of=date.fromisoformat(as_of), actor=actor(), plan_key=plan
+        )
+    console.print(
+        f"assigned {report.assigned}; families kept together "
+        f"{report.families_kept_together}, split {report.families_split}"
+    )
     for line in report.unassigned:
         console.print(f"[yellow]not assigned[/] {line}")
 
@@ -182,8 +225,13 @@ def eligibility(member_number: str, on: str = typer.Option(..., help="YYYY-MM-DD
     with unit_of_work() as session:
         answer = eligibility_on(session, member_number, date.fromisoformat(on))
         if answer.member is not None:
-            record_access(session, actor=actor(), member_id=answer.member.id,
-                          purpose="eligibility inquiry", what=f"eligibility on {on}")
+            record_access(
+                session,
+                actor=actor(),
+                member_id=answer.member.id,
+                purpose="eligibility inquiry",
+                what=f"eligibility on {on}",
+            )
     grace = f", grace month {answer.grace_month}" if answer.grace_month else ""
     console.print(f"{member_number} on {on}: {answer.status}{grace} {answer.reason or ''}")
 
@@ -193,8 +241,12 @@ def notices(member_number: str, language: str = typer.Option(None, help="en, ja 
     """The notices owed to a member, in their language."""
     with unit_of_work() as session:
         member = _member(session, member_number)
-        record_access(session, actor=actor(), member_id=member.id, purpose="member services",
-                      what="notices")
-        for notice in session.scalars(select(Notice).where(Notice.member_id == member.id)
-                                      .order_by(Notice.id)):
-            console.print(f"• {translate(notice.message_id, language or member.language, **notice.params)}")
+        record_access(
+            session, actor=actor(), member_id=member.id, purpose="member services", what="notices"
+        )
+        for notice in session.scalars(
+            select(Notice).where(Notice.member_id == member.id).order_by(Notice.id)
+        ):
+            console.print(
+                f"• {translate(notice.message_id, language or member.language, **notice.params)}"
+            )

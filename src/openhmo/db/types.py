@@ -19,4 +19,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-Timestamp = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)]
+Timestamp = Annotated[
+    datetime, mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+]

@@ -1,4 +1,4 @@
-"""Build a realistic synthetic HMO: plans, a provider network, families, PCPs and a year of premiums.
+"""A realistic synthetic HMO: plans, a provider network, families, PCPs and a year of premiums.
 
 Everything goes through the same code the plan's staff use — the plan-design loader,
 the NPPES importer, enrollment with its service-area check, PCP choice and
@@ -21,7 +21,13 @@ import yaml
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from openhmo.billing.service import PaymentIn, load_ledgers, record_payments, run_billing, settle_delinquency
+from openhmo.billing.service import (
+    PaymentIn,
+    load_ledgers,
+    record_payments,
+    run_billing,
+    settle_delinquency,
+)
 from openhmo.db import transaction
 from openhmo.enrollment.models import Coverage, Member
 from openhmo.enrollment.pcp import auto_assign, choose_pcp
@@ -48,8 +54,13 @@ NETWORK = "openhmo-core"
 HMO = "openhmo-silver-hmo"
 # The share of families choosing each plan, and whether a plan's members may live outside
 # the HMO's counties (PPO and indemnity have no service-area rule).
-PLAN_MIX = {"openhmo-silver-hmo": 0.55, "openhmo-silver-epo": 0.10, "openhmo-gold-pos": 0.10,
-            "openhmo-gold-ppo": 0.18, "openhmo-traditional": 0.07}
+PLAN_MIX = {
+    "openhmo-silver-hmo": 0.55,
+    "openhmo-silver-epo": 0.10,
+    "openhmo-gold-pos": 0.10,
+    "openhmo-gold-ppo": 0.18,
+    "openhmo-traditional": 0.07,
+}
 OUTSIDE_STATES = ("NH", "RI")
 
 Advance = Callable[[int], None]
@@ -61,7 +72,9 @@ def _no_progress(_description: str, _total: int) -> Advance:
 
 
 def _data(name: str) -> dict:
-    return yaml.safe_load(resources.files("openhmo.demo").joinpath(f"data/{name}").read_text("utf-8"))
+    return yaml.safe_load(
+        resources.files("openhmo.demo").joinpath(f"data/{name}").read_text("utf-8")
+    )
 
 
 @dataclass
@@ -81,8 +94,8 @@ class Applicant:
     address: AddressIn
     billing: str
     subsidized: bool
-    payer: str            # on_time, late or stops
-    stops_in: int         # the month a "stops" payer stops paying
+    payer: str  # on_time, late or stops
+    stops_in: int  # the month a "stops" payer stops paying
     chooses_pcp: bool
 
 
@@ -98,7 +111,9 @@ class DemoResult:
 
 
 class DemoBuilder:
-    def __init__(self, engine: Engine, config: DemoConfig, progress: ProgressFactory = _no_progress):
+    def __init__(
+        self, engine: Engine, config: DemoConfig, progress: ProgressFactory = _no_progress
+    ):
         self.engine, self.config, self.progress = engine, config, progress
         self.rng = random.Random(config.seed)
         self.people = _data("people.yaml")
@@ -113,35 +128,58 @@ class DemoBuilder:
             for path in example_designs():
                 save_design(session, load_design(path), source=f"example {path.name}", actor=ACTOR)
         hmo = load_design(next(p for p in example_designs() if p.stem == "hmo-silver"))
-        self.area_zips = [z for z in zips_in_counties(set(hmo.service_area.counties))
-                          if z.zip_type == "STANDARD"]
+        self.area_zips = [
+            z for z in zips_in_counties(set(hmo.service_area.counties)) if z.zip_type == "STANDARD"
+        ]
         self.area_zips.sort(key=lambda z: z.zip_code)
-        self.epo_counties = set(load_design(
-            next(p for p in example_designs() if p.stem == "epo-silver")).service_area.counties)
-        self.pos_counties = set(load_design(
-            next(p for p in example_designs() if p.stem == "pos-gold")).service_area.counties)
+        self.epo_counties = set(
+            load_design(
+                next(p for p in example_designs() if p.stem == "epo-silver")
+            ).service_area.counties
+        )
+        self.pos_counties = set(
+            load_design(
+                next(p for p in example_designs() if p.stem == "pos-gold")
+            ).service_area.counties
+        )
         table = zip_table()
         self.outside_zips = sorted(
             (z for z in table.values() if z.state in OUTSIDE_STATES and z.zip_type == "STANDARD"),
-            key=lambda z: z.zip_code)
+            key=lambda z: z.zip_code,
+        )
         # Addresses in Massachusetts but outside the HMO's counties (western MA).
         self.out_of_area_zips = sorted(
-            (z for z in table.values() if z.state == "MA" and z.zip_type == "STANDARD"
-             and z.county_fips and z.county_fips not in hmo.service_area.counties),
-            key=lambda z: z.zip_code)
+            (
+                z
+                for z in table.values()
+                if z.state == "MA"
+                and z.zip_type == "STANDARD"
+                and z.county_fips
+                and z.county_fips not in hmo.service_area.counties
+            ),
+            key=lambda z: z.zip_code,
+        )
 
     def _street(self, zip_code: ZipCode) -> AddressIn:
         number = self.rng.randint(1, 399)
-        return AddressIn(line1=f"{number} {self.rng.choice(self.people['streets'])}",
-                         city=zip_code.city, state=zip_code.state, zip_code=zip_code.zip_code)
+        return AddressIn(
+            line1=f"{number} {self.rng.choice(self.people['streets'])}",
+            city=zip_code.city,
+            state=zip_code.state,
+            zip_code=zip_code.zip_code,
+        )
 
     # --- the provider network ---------------------------------------------------------------
 
     def build_network(self) -> None:
         workdir = self.config.workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        rows: dict[str, list[dict]] = {"core-primary-care": [], "core-professional": [],
-                                       "core-facility": [], "": []}
+        rows: dict[str, list[dict]] = {
+            "core-primary-care": [],
+            "core-professional": [],
+            "core-facility": [],
+            "": [],
+        }
         practices = self._practices()
         serial = self.config.seed * 7919 % 10_000_000
         spec = self.network
@@ -150,8 +188,13 @@ class DemoBuilder:
                 serial += 1
                 practice = self.rng.choice(practices)
                 row = self._individual(make_npi(f"1{serial % 100_000_000:08d}"), taxonomy, practice)
-                pcp = taxonomy in ("207Q00000X", "207R00000X", "208000000X", "208D00000X",
-                                   "363LF0000X")
+                pcp = taxonomy in (
+                    "207Q00000X",
+                    "207R00000X",
+                    "208000000X",
+                    "208D00000X",
+                    "363LF0000X",
+                )
                 schedule = "core-primary-care" if pcp else "core-professional"
                 if self.rng.random() < spec["out_of_network_share"]:
                     schedule = ""
@@ -160,23 +203,35 @@ class DemoBuilder:
             for _ in range(facility["count"]):
                 serial += 1
                 place = self.rng.choice(self.area_zips)
-                rows["core-facility"].append(self._facility(
-                    make_npi(f"1{serial % 100_000_000:08d}"), facility, place))
+                rows["core-facility"].append(
+                    self._facility(make_npi(f"1{serial % 100_000_000:08d}"), facility, place)
+                )
         advance = self.progress("Provider network", sum(len(r) for r in rows.values()))
         with transaction(self.engine) as session:
             for s in spec["fee_schedules"]:
-                save_fee_schedule(session, key=s["key"], name=s["name"], method=s["method"],
-                                  percent=Decimal(s["percent"]), medicare_locality=s["locality"],
-                                  actor=ACTOR, reason="demo fee schedule")
+                save_fee_schedule(
+                    session,
+                    key=s["key"],
+                    name=s["name"],
+                    method=s["method"],
+                    percent=Decimal(s["percent"]),
+                    medicare_locality=s["locality"],
+                    actor=ACTOR,
+                    reason="demo fee schedule",
+                )
         for schedule, batch in rows.items():
             file = workdir / f"providers-{schedule or 'out-of-network'}.csv"
             _write_nppes(file, batch)
             with transaction(self.engine) as session:
                 report = import_nppes(
-                    session, file, network_key=NETWORK if schedule else None,
+                    session,
+                    file,
+                    network_key=NETWORK if schedule else None,
                     fee_schedule_key=schedule or None,
                     effective=date(self.year - 1, 1, 1) if schedule else None,
-                    actor=ACTOR, reason="demo provider roster")
+                    actor=ACTOR,
+                    reason="demo provider roster",
+                )
             self.result.import_rejections += [str(r) for r in report.rejections]
             advance(len(batch))
 
@@ -184,10 +239,22 @@ class DemoBuilder:
         practices = []
         for i in range(60):
             place = self.rng.choice(self.area_zips)
-            kind = self.rng.choice(["Family Practice", "Medical Associates", "Health Center",
-                                    "Physicians Group", "Specialty Care"])
-            practices.append({"tin": f"{(self.config.seed + i) % 90 + 10:02d}-{1000000 + i * 7919:07d}",
-                              "name": f"{place.city} {kind}", "zip": place})
+            kind = self.rng.choice(
+                [
+                    "Family Practice",
+                    "Medical Associates",
+                    "Health Center",
+                    "Physicians Group",
+                    "Specialty Care",
+                ]
+            )
+            practices.append(
+                {
+                    "tin": f"{(self.config.seed + i) % 90 + 10:02d}-{1000000 + i * 7919:07d}",
+                    "name": f"{place.city} {kind}",
+                    "zip": place,
+                }
+            )
         return practices
 
     def _individual(self, npi: str, taxonomy: str, practice: dict) -> dict:
@@ -196,41 +263,59 @@ class DemoBuilder:
         capacity = self.network["pcp_capacity"]
         small = self.rng.random() < capacity["share_small"]
         panel = self.rng.randint(*(capacity["small"] if small else capacity["usual"]))
-        languages = ["English"] + [lang for lang, share in self.people["provider_languages"].items()
-                                   if self.rng.random() < share]
-        credential = {"363LF0000X": "NP", "103T00000X": "PhD", "1041C0700X": "LICSW",
-                      "225100000X": "DPT", "111N00000X": "DC"}.get(taxonomy, "MD")
+        languages = ["English"] + [
+            lang
+            for lang, share in self.people["provider_languages"].items()
+            if self.rng.random() < share
+        ]
+        credential = {
+            "363LF0000X": "NP",
+            "103T00000X": "PhD",
+            "1041C0700X": "LICSW",
+            "225100000X": "DPT",
+            "111N00000X": "DC",
+        }.get(taxonomy, "MD")
         return {
-            "NPI": npi, "Entity Type Code": "1", "Provider Last Name (Legal Name)":
-                self.rng.choice(self.people["last"]),
-            "Provider First Name": first, "Provider Credential Text": credential,
-            "Provider Sex Code": sex, **self._location(practice["zip"]),
+            "NPI": npi,
+            "Entity Type Code": "1",
+            "Provider Last Name (Legal Name)": self.rng.choice(self.people["last"]),
+            "Provider First Name": first,
+            "Provider Credential Text": credential,
+            "Provider Sex Code": sex,
+            **self._location(practice["zip"]),
             "Healthcare Provider Taxonomy Code_1": taxonomy,
             "Healthcare Provider Primary Taxonomy Switch_1": "Y",
             "OpenHMO Languages": "; ".join(languages),
-            "OpenHMO Accepting New Patients":
-                "Y" if self.rng.random() < self.network["accepting_share"] else "N",
+            "OpenHMO Accepting New Patients": "Y"
+            if self.rng.random() < self.network["accepting_share"]
+            else "N",
             "OpenHMO Panel Capacity": str(panel),
-            "OpenHMO Organization TIN": practice["tin"], "OpenHMO Organization Name": practice["name"],
+            "OpenHMO Organization TIN": practice["tin"],
+            "OpenHMO Organization Name": practice["name"],
         }
 
     def _facility(self, npi: str, facility: dict, place: ZipCode) -> dict:
         return {
-            "NPI": npi, "Entity Type Code": "2",
-            "Provider Organization Name (Legal Business Name)": facility["name"].format(city=place.city),
-            **self._location(place), "Healthcare Provider Taxonomy Code_1": facility["taxonomy"],
-            "Healthcare Provider Primary Taxonomy Switch_1": "Y", "OpenHMO Languages": "English",
+            "NPI": npi,
+            "Entity Type Code": "2",
+            "Provider Organization Name (Legal Business Name)": facility["name"].format(
+                city=place.city
+            ),
+            **self._location(place),
+            "Healthcare Provider Taxonomy Code_1": facility["taxonomy"],
+            "Healthcare Provider Primary Taxonomy Switch_1": "Y",
+            "OpenHMO Languages": "English",
         }
 
     def _location(self, place: ZipCode) -> dict:
         address = self._street(place)
+        phone = f"617{self.rng.randint(2000000, 9999999)}"
         return {
             "Provider First Line Business Practice Location Address": address.line1,
             "Provider Business Practice Location Address City Name": place.city,
             "Provider Business Practice Location Address State Name": place.state,
             "Provider Business Practice Location Address Postal Code": place.zip_code,
-            "Provider Business Practice Location Address Telephone Number":
-                f"617{self.rng.randint(2000000, 9999999)}",
+            "Provider Business Practice Location Address Telephone Number": phone,
         }
 
     # --- families ------------------------------------------------------------------------------
@@ -245,10 +330,18 @@ class DemoBuilder:
 
     def _person(self, sex: str, born: date, relationship: str, last: str) -> PersonIn:
         first = self.rng.choice(self.people["female_first" if sex == "F" else "male_first"])
-        language = self.rng.choices(list(self.people["member_languages"]),
-                                    weights=list(self.people["member_languages"].values()))[0]
-        return PersonIn(first_name=first, last_name=last, birth_date=born, sex=sex,
-                        relationship=relationship, language=language)
+        language = self.rng.choices(
+            list(self.people["member_languages"]),
+            weights=list(self.people["member_languages"].values()),
+        )[0]
+        return PersonIn(
+            first_name=first,
+            last_name=last,
+            birth_date=born,
+            sex=sex,
+            relationship=relationship,
+            language=language,
+        )
 
     def _born(self, low: int, high: int) -> date:
         start = date(self.year - high, 1, 1)
@@ -258,32 +351,47 @@ class DemoBuilder:
     def _applicant(self, plan: str) -> Applicant:
         rng = self.rng
         last = rng.choice(self.people["last"])
-        shape = rng.choices(["single", "couple", "single_parent", "couple_kids"],
-                            weights=[0.34, 0.24, 0.10, 0.32])[0]
+        shape = rng.choices(
+            ["single", "couple", "single_parent", "couple_kids"], weights=[0.34, 0.24, 0.10, 0.32]
+        )[0]
         sex = rng.choice("FM")
         subscriber = self._person(sex, self._born(22, 64), "self", last)
         dependents = []
         if shape in ("couple", "couple_kids"):
-            partner_age = max(22, min(64, self.year - subscriber.birth_date.year + rng.randint(-5, 5)))
-            dependents.append(self._person("M" if sex == "F" else "F",
-                                           self._born(partner_age, partner_age), "spouse", last))
+            partner_age = max(
+                22, min(64, self.year - subscriber.birth_date.year + rng.randint(-5, 5))
+            )
+            dependents.append(
+                self._person(
+                    "M" if sex == "F" else "F", self._born(partner_age, partner_age), "spouse", last
+                )
+            )
         if shape in ("single_parent", "couple_kids"):
             parent_age = self.year - subscriber.birth_date.year
             for _ in range(rng.choices([1, 2, 3, 4], weights=[0.42, 0.38, 0.15, 0.05])[0]):
                 # Born before the plan year (newborns arrive later, as births).
                 oldest = max(1, min(25, parent_age - 20))
-                dependents.append(self._person(rng.choice("FM"), self._born(1, oldest), "child", last))
+                dependents.append(
+                    self._person(rng.choice("FM"), self._born(1, oldest), "child", last)
+                )
         effective = date(self.year, 1, 1)
         if rng.random() < 0.15:
             effective = date(self.year, rng.randint(2, 9), 1)
         zip_code = self._home(plan)
         billing = "annual" if rng.random() < 0.10 else "monthly"
         payer = rng.choices(["on_time", "late", "stops"], weights=[0.90, 0.07, 0.03])[0]
-        return Applicant(plan=plan, effective=effective, subscriber=subscriber, dependents=dependents,
-                         address=self._street(zip_code), billing=billing,
-                         subsidized=billing == "monthly" and rng.random() < 0.35, payer=payer,
-                         stops_in=rng.randint(max(3, effective.month + 1), 11),
-                         chooses_pcp=rng.random() < 0.6)
+        return Applicant(
+            plan=plan,
+            effective=effective,
+            subscriber=subscriber,
+            dependents=dependents,
+            address=self._street(zip_code),
+            billing=billing,
+            subsidized=billing == "monthly" and rng.random() < 0.35,
+            payer=payer,
+            stops_in=rng.randint(max(3, effective.month + 1), 11),
+            chooses_pcp=rng.random() < 0.6,
+        )
 
     def _home(self, plan: str) -> ZipCode:
         rng = self.rng
@@ -316,9 +424,15 @@ class DemoBuilder:
             advance(1)
         with transaction(self.engine) as session:
             run_billing(session, through=date(self.year, 12, 31), actor=ACTOR)
-            record_change(session, actor=ACTOR, entity="demo", entity_id=self.config.seed,
-                          action="demo_built", reason=f"openhmo demo, seed {self.config.seed}",
-                          changes={"families": self.config.families, "year": self.year})
+            record_change(
+                session,
+                actor=ACTOR,
+                entity="demo",
+                entity_id=self.config.seed,
+                action="demo_built",
+                reason=f"openhmo demo, seed {self.config.seed}",
+                changes={"families": self.config.families, "year": self.year},
+            )
 
     def _pcp_pool(self, session: Session) -> list[tuple[Provider, float, float]]:
         if not hasattr(self, "_pool"):
@@ -326,7 +440,8 @@ class DemoBuilder:
                 select(Provider, Location)
                 .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
                 .join(Location, Location.id == ProviderLocation.location_id)
-                .where(Provider.pcp_eligible).order_by(Provider.id)
+                .where(Provider.pcp_eligible)
+                .order_by(Provider.id)
             ).all()
             self._pool = [(p.id, p.pediatrics, loc.latitude, loc.longitude) for p, loc in rows]
         return self._pool
@@ -336,26 +451,44 @@ class DemoBuilder:
             savepoint = session.begin_nested()
             try:
                 coverage = enroll_subscriber(
-                    session, plan_key=applicant.plan, subscriber=applicant.subscriber,
-                    address=applicant.address, effective=applicant.effective, actor=ACTOR,
-                    dependents=applicant.dependents, billing_frequency=applicant.billing,
-                    subsidized=applicant.subsidized, reason="open enrollment" if
-                    applicant.effective.month == 1 else "special enrollment period")
+                    session,
+                    plan_key=applicant.plan,
+                    subscriber=applicant.subscriber,
+                    address=applicant.address,
+                    effective=applicant.effective,
+                    actor=ACTOR,
+                    dependents=applicant.dependents,
+                    billing_frequency=applicant.billing,
+                    subsidized=applicant.subsidized,
+                    reason="open enrollment"
+                    if applicant.effective.month == 1
+                    else "special enrollment period",
+                )
             except EnrollmentError as exc:
                 savepoint.rollback()
                 self.result.refused.append(exc.reason)
                 continue
             savepoint.commit()
             self.behaviour[coverage.id] = applicant
-            if applicant.chooses_pcp and applicant.plan in ("openhmo-silver-hmo", "openhmo-gold-pos"):
+            if applicant.chooses_pcp and applicant.plan in (
+                "openhmo-silver-hmo",
+                "openhmo-gold-pos",
+            ):
                 self._choose_pcps(session, coverage)
 
     def _choose_pcps(self, session: Session, coverage: Coverage) -> None:
-        members = list(session.scalars(select(Member).where(
-            Member.subscriber_id == coverage.subscriber_id).order_by(Member.id)))
+        members = list(
+            session.scalars(
+                select(Member)
+                .where(Member.subscriber_id == coverage.subscriber_id)
+                .order_by(Member.id)
+            )
+        )
         home = current_address(session, members[0], coverage.effective_date)
-        pool = sorted(self._pcp_pool(session),
-                      key=lambda p: distance_miles(home.latitude, home.longitude, p[2], p[3]))
+        pool = sorted(
+            self._pcp_pool(session),
+            key=lambda p: distance_miles(home.latitude, home.longitude, p[2], p[3]),
+        )
         adults = [p for p in pool if not p[1]][:8]
         pediatricians = [p for p in pool if p[1]][:5]
         family_doctor = self.rng.choice(adults)[0] if adults else None
@@ -368,9 +501,15 @@ class DemoBuilder:
                 continue
             savepoint = session.begin_nested()
             try:
-                choose_pcp(session, member=member, provider=session.get(Provider, pick),
-                           requested_on=coverage.effective_date, actor=ACTOR, initial=True,
-                           reason="chosen at enrollment")
+                choose_pcp(
+                    session,
+                    member=member,
+                    provider=session.get(Provider, pick),
+                    requested_on=coverage.effective_date,
+                    actor=ACTOR,
+                    initial=True,
+                    reason="chosen at enrollment",
+                )
                 savepoint.commit()
             except EnrollmentError:
                 savepoint.rollback()
@@ -379,26 +518,44 @@ class DemoBuilder:
     def _life_events(self, session: Session, first: date) -> None:
         if first.month == 1:
             return
-        coverages = [c for c in session.scalars(select(Coverage).order_by(Coverage.id))
-                     if c.termination_date is None]
+        coverages = [
+            c
+            for c in session.scalars(select(Coverage).order_by(Coverage.id))
+            if c.termination_date is None
+        ]
         for coverage in coverages:
             roll = self.rng.random()
             subscriber = session.get(Member, coverage.subscriber_id)
             day = first + timedelta(days=self.rng.randint(2, 25))
             if roll < 0.003 and subscriber.age_on(first) < 45:
-                add_dependent(session, subscriber=subscriber, effective=day, actor=ACTOR,
-                              reason="birth", person=self._person(
-                                  self.rng.choice("FM"), day, "child", subscriber.last_name))
+                add_dependent(
+                    session,
+                    subscriber=subscriber,
+                    effective=day,
+                    actor=ACTOR,
+                    reason="birth",
+                    person=self._person(self.rng.choice("FM"), day, "child", subscriber.last_name),
+                )
                 self.result.count("births")
             elif roll < 0.0045:
-                ended = change_address(session, member=subscriber, effective=day, actor=ACTOR,
-                                       address=self._street(self.rng.choice(self.outside_zips)),
-                                       reason="member reported a move")
+                ended = change_address(
+                    session,
+                    member=subscriber,
+                    effective=day,
+                    actor=ACTOR,
+                    address=self._street(self.rng.choice(self.outside_zips)),
+                    reason="member reported a move",
+                )
                 self.result.count("moved out of the area" if ended else "moved")
             elif roll < 0.0095:
-                change_address(session, member=subscriber, effective=day, actor=ACTOR,
-                               address=self._street(self.rng.choice(self.area_zips)),
-                               reason="member reported a move")
+                change_address(
+                    session,
+                    member=subscriber,
+                    effective=day,
+                    actor=ACTOR,
+                    address=self._street(self.rng.choice(self.area_zips)),
+                    reason="member reported a move",
+                )
                 self.result.count("moved within the area")
 
     def _pay(self, session: Session, on: date, kind: str) -> None:
@@ -414,9 +571,14 @@ class DemoBuilder:
                 continue
             due = sum(owed for invoice, owed in account.open() if invoice.due_date <= on)
             if due > 0:
-                payments.append(PaymentIn(coverage_id, due, on - timedelta(days=self.rng.randint(0, 3))
-                                          if kind == "on_time" else on,
-                                          reference=f"demo-{coverage_id}-{on.isoformat()}"))
+                payments.append(
+                    PaymentIn(
+                        coverage_id,
+                        due,
+                        on - timedelta(days=self.rng.randint(0, 3)) if kind == "on_time" else on,
+                        reference=f"demo-{coverage_id}-{on.isoformat()}",
+                    )
+                )
         if payments:
             record_payments(session, payments, actor=ACTOR)
             self.result.count(f"payments ({kind.replace('_', ' ')})", len(payments))
@@ -432,7 +594,9 @@ def _write_nppes(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def build_demo(engine: Engine, config: DemoConfig, progress: ProgressFactory = _no_progress) -> DemoResult:
+def build_demo(
+    engine: Engine, config: DemoConfig, progress: ProgressFactory = _no_progress
+) -> DemoResult:
     builder = DemoBuilder(engine, config, progress)
     builder.load_plans()
     builder.build_network()

@@ -31,35 +31,73 @@ def render_summary(session: Session, result: DemoResult, year: int) -> None:
 
 
 def _membership(session: Session, year: int) -> None:
-    table = Table("plan", "type", "families", "members", "children", "self only", "+spouse",
-                  "+children", "family", "ended", title=f"Membership, {year}")
+    table = Table(
+        "plan",
+        "type",
+        "families",
+        "members",
+        "children",
+        "self only",
+        "+spouse",
+        "+children",
+        "family",
+        "ended",
+        title=f"Membership, {year}",
+    )
     for plan in session.scalars(select(Plan).order_by(Plan.plan_key)):
         coverages = list(session.scalars(select(Coverage).where(Coverage.plan_id == plan.id)))
         tiers = Counter(c.tier for c in coverages)
-        members = list(session.scalars(
-            select(Member).join(MemberCoverage, MemberCoverage.member_id == Member.id)
-            .join(Coverage, Coverage.id == MemberCoverage.coverage_id).where(Coverage.plan_id == plan.id)))
+        members = list(
+            session.scalars(
+                select(Member)
+                .join(MemberCoverage, MemberCoverage.member_id == Member.id)
+                .join(Coverage, Coverage.id == MemberCoverage.coverage_id)
+                .where(Coverage.plan_id == plan.id)
+            )
+        )
         children = sum(1 for m in members if m.age_on(date(year, 1, 1)) < 18)
         ended = sum(1 for c in coverages if c.termination_date is not None)
-        table.add_row(plan.name, plan.plan_type, str(len(coverages)), str(len(members)),
-                      str(children), str(tiers["self_only"]), str(tiers["self_plus_spouse"]),
-                      str(tiers["self_plus_children"]), str(tiers["family"]), str(ended))
+        table.add_row(
+            plan.name,
+            plan.plan_type,
+            str(len(coverages)),
+            str(len(members)),
+            str(children),
+            str(tiers["self_only"]),
+            str(tiers["self_plus_spouse"]),
+            str(tiers["self_plus_children"]),
+            str(tiers["family"]),
+            str(ended),
+        )
     console.print(table)
-    reasons = Counter(session.scalars(select(Coverage.termination_reason)
-                                      .where(Coverage.termination_reason.is_not(None))))
+    reasons = Counter(
+        session.scalars(
+            select(Coverage.termination_reason).where(Coverage.termination_reason.is_not(None))
+        )
+    )
     if reasons:
-        console.print("Coverage ended: " + ", ".join(f"{n} {r.replace('_', ' ')}"
-                                                     for r, n in reasons.most_common()))
+        console.print(
+            "Coverage ended: "
+            + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.most_common())
+        )
 
 
 def _network(session: Session, year: int) -> None:
     providers = list(session.scalars(select(Provider)))
-    in_network = set(session.scalars(select(Provider.id).where(
-        in_network_clause("openhmo-core", date(year, 6, 30)))))
+    in_network = set(
+        session.scalars(
+            select(Provider.id).where(in_network_clause("openhmo-core", date(year, 6, 30)))
+        )
+    )
     by_specialty = Counter(p.specialty for p in providers)
-    table = Table("specialty", "providers", title=(
-        f"Provider network: {len(providers)} providers ({len(in_network)} in network), "
-        f"{_count(session, select(Organization))} organizations"))
+    table = Table(
+        "specialty",
+        "providers",
+        title=(
+            f"Provider network: {len(providers)} providers ({len(in_network)} in network), "
+            f"{_count(session, select(Organization))} organizations"
+        ),
+    )
     for specialty, n in by_specialty.most_common(12):
         table.add_row(specialty, str(n))
     table.add_row("… others", str(sum(n for _, n in by_specialty.most_common()[12:])))
@@ -75,12 +113,15 @@ def _pcps(session: Session) -> None:
 
 
 def _premiums(session: Session, result: DemoResult) -> None:
-    billed = session.scalar(select(func.coalesce(func.sum(Invoice.amount_cents), 0))
-                            .where(Invoice.voided_on.is_(None)))
+    billed = session.scalar(
+        select(func.coalesce(func.sum(Invoice.amount_cents), 0)).where(Invoice.voided_on.is_(None))
+    )
     received = session.scalar(select(func.coalesce(func.sum(Payment.amount_cents), 0)))
     graces = Counter(session.scalars(select(GracePeriod.status)))
     table = Table("", "", title="A year of premiums", show_header=False)
-    table.add_row("invoices", str(_count(session, select(Invoice).where(Invoice.voided_on.is_(None)))))
+    table.add_row(
+        "invoices", str(_count(session, select(Invoice).where(Invoice.voided_on.is_(None))))
+    )
     table.add_row("billed", format_money(int(billed)))
     table.add_row("received", format_money(int(received)))
     table.add_row("outstanding", format_money(int(billed) - int(received)))
@@ -88,7 +129,9 @@ def _premiums(session: Session, result: DemoResult) -> None:
     table.add_row("notices to members", str(_count(session, select(Notice))))
     for event, n in sorted(result.events.items()):
         table.add_row(event, str(n))
-    table.add_row("applications refused", f"{len(result.refused)} (outside the service area)"
-                  if result.refused else "0")
+    table.add_row(
+        "applications refused",
+        f"{len(result.refused)} (outside the service area)" if result.refused else "0",
+    )
     table.add_row("PCP choices refused", str(result.pcp_choices_refused))
     console.print(table)

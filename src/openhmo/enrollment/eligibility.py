@@ -37,27 +37,47 @@ def eligibility_on(session: Session, member_number: str, day: date) -> Eligibili
     member = session.scalar(select(Member).where(Member.member_number == member_number))
     if member is None:
         return Eligibility("not_a_member", reason=f"no member {member_number}")
-    spans = list(session.scalars(
-        select(MemberCoverage).where(MemberCoverage.member_id == member.id)
-        .order_by(MemberCoverage.effective_date)
-    ))
-    current = next((s for s in spans if s.effective_date <= day
-                    and (s.termination_date is None or s.termination_date >= day)), None)
+    spans = list(
+        session.scalars(
+            select(MemberCoverage)
+            .where(MemberCoverage.member_id == member.id)
+            .order_by(MemberCoverage.effective_date)
+        )
+    )
+    current = next(
+        (
+            s
+            for s in spans
+            if s.effective_date <= day and (s.termination_date is None or s.termination_date >= day)
+        ),
+        None,
+    )
     if current is None:
         if any(s.effective_date > day for s in spans) and not any(
             s.effective_date <= day for s in spans
         ):
-            return Eligibility("not_yet_covered", member, reason=f"coverage begins "
-                               f"{min(s.effective_date for s in spans)}")
+            return Eligibility(
+                "not_yet_covered",
+                member,
+                reason=f"coverage begins {min(s.effective_date for s in spans)}",
+            )
         ended = [s for s in spans if s.termination_date is not None and s.termination_date < day]
         if ended:
             last = ended[-1]
-            return Eligibility("terminated", member, last.coverage,
-                               reason=f"{last.termination_reason} on {last.termination_date}")
+            return Eligibility(
+                "terminated",
+                member,
+                last.coverage,
+                reason=f"{last.termination_reason} on {last.termination_date}",
+            )
         return Eligibility("not_yet_covered", member, reason="no coverage on that date")
     grace = grace_status(session, current.coverage_id, day)
     if grace is not None:
-        return Eligibility("grace_period", member, current.coverage, grace.month,
-                           reason=f"premium grace period {grace.grace_period.starts} to "
-                                  f"{grace.grace_period.ends}")
+        return Eligibility(
+            "grace_period",
+            member,
+            current.coverage,
+            grace.month,
+            reason=f"premium grace period {grace.grace_period.starts} to {grace.grace_period.ends}",
+        )
     return Eligibility("active", member, current.coverage)

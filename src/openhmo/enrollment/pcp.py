@@ -50,7 +50,8 @@ def _active_on(day: date):
 
 def panel_size(session: Session, provider_id: int, day: date) -> int:
     return session.scalar(
-        select(func.count()).select_from(PcpAssignment)
+        select(func.count())
+        .select_from(PcpAssignment)
         .where(PcpAssignment.provider_id == provider_id, _active_on(day))
     )
 
@@ -97,8 +98,15 @@ def _design_for(session: Session, member: Member, day: date) -> tuple[Coverage, 
     return coverage, design_of(coverage_plan(session, coverage))
 
 
-def _start(session: Session, member: Member, provider: Provider, start: date, method: str,
-           reason: str, actor: str) -> PcpAssignment:
+def _start(
+    session: Session,
+    member: Member,
+    provider: Provider,
+    start: date,
+    method: str,
+    reason: str,
+    actor: str,
+) -> PcpAssignment:
     """Make `provider` the member's PCP from `start`, closing or cancelling what was there."""
     for old in session.scalars(
         select(PcpAssignment).where(
@@ -109,30 +117,57 @@ def _start(session: Session, member: Member, provider: Provider, start: date, me
         # A pending change that has not begun is cancelled by ending it the day before it
         # would have started: the row stays, so the history still shows it was made.
         old.effective_to = max(start, old.effective_from) - timedelta(days=1)
-        record_change(session, actor=actor, entity="pcp_assignment", entity_id=old.id,
-                      action="pcp_ended", member_id=member.id, effective_date=old.effective_to,
-                      changes={"provider_id": old.provider_id, "effective_to": old.effective_to},
-                      reason=f"replaced: {reason}")
-    assignment = PcpAssignment(member_id=member.id, provider_id=provider.id, effective_from=start,
-                               method=method, reason=reason)
+        record_change(
+            session,
+            actor=actor,
+            entity="pcp_assignment",
+            entity_id=old.id,
+            action="pcp_ended",
+            member_id=member.id,
+            effective_date=old.effective_to,
+            changes={"provider_id": old.provider_id, "effective_to": old.effective_to},
+            reason=f"replaced: {reason}",
+        )
+    assignment = PcpAssignment(
+        member_id=member.id,
+        provider_id=provider.id,
+        effective_from=start,
+        method=method,
+        reason=reason,
+    )
     session.add(assignment)
     session.flush()
-    record_change(session, actor=actor, entity="pcp_assignment", entity_id=assignment.id,
-                  action="pcp_assigned" if method == "auto_assigned" else "pcp_chosen",
-                  member_id=member.id, effective_date=start, reason=reason,
-                  changes={"provider_npi": provider.npi, "provider": provider.display_name,
-                           "method": method})
+    record_change(
+        session,
+        actor=actor,
+        entity="pcp_assignment",
+        entity_id=assignment.id,
+        action="pcp_assigned" if method == "auto_assigned" else "pcp_chosen",
+        member_id=member.id,
+        effective_date=start,
+        reason=reason,
+        changes={"provider_npi": provider.npi, "provider": provider.display_name, "method": method},
+    )
     return assignment
 
 
 def choose_pcp(
-    session: Session, *, member: Member, provider: Provider, requested_on: date, actor: str,
-    initial: bool = False, reason: str = "chosen by the member",
+    session: Session,
+    *,
+    member: Member,
+    provider: Provider,
+    requested_on: date,
+    actor: str,
+    initial: bool = False,
+    reason: str = "chosen by the member",
 ) -> PcpAssignment:
     """The member's choice of PCP: effective at coverage start if `initial`, else per the plan."""
     coverage, design = _design_for(session, member, requested_on)
-    start = (max(requested_on, coverage.effective_date) if initial
-             else change_effective_date(design, requested_on))
+    start = (
+        max(requested_on, coverage.effective_date)
+        if initial
+        else change_effective_date(design, requested_on)
+    )
     reasons = unavailable_reasons(session, provider, member, design, start)
     if reasons:
         from openhmo.i18n import t
@@ -145,8 +180,13 @@ def choose_pcp(
             {"pcp": provider.display_name, "date": start.isoformat(), "reason": reasons},
         )
     assignment = _start(session, member, provider, start, "chosen", reason, actor)
-    add_notice(session, member, "enrollment.notice.pcp_changed", pcp=provider.display_name,
-               effective_date=start.isoformat())
+    add_notice(
+        session,
+        member,
+        "enrollment.notice.pcp_changed",
+        pcp=provider.display_name,
+        effective_date=start.isoformat(),
+    )
     return assignment
 
 
@@ -159,8 +199,10 @@ class _Candidate:
     room: float  # remaining panel places; inf when the panel has no limit
 
     def can_see(self, member: Member, day: date, design: PlanDesign) -> bool:
-        return not (self.provider.pediatrics
-                    and member.age_on(day) >= design.eligibility.pediatrician_max_age)
+        return not (
+            self.provider.pediatrics
+            and member.age_on(day) >= design.eligibility.pediatrician_max_age
+        )
 
 
 @dataclass
@@ -173,17 +215,26 @@ class AutoAssignReport:
 
 def _candidates(session: Session, network: str, day: date) -> list[_Candidate]:
     """Every available PCP of the network on `day`, with its primary location and room."""
-    panel = Counter(dict(session.execute(
-        select(PcpAssignment.provider_id, func.count())
-        .where(_active_on(day)).group_by(PcpAssignment.provider_id)
-    ).all()))
+    panel = Counter(
+        dict(
+            session.execute(
+                select(PcpAssignment.provider_id, func.count())
+                .where(_active_on(day))
+                .group_by(PcpAssignment.provider_id)
+            ).all()
+        )
+    )
     rows = session.execute(
         select(Provider, Location)
         .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
         .join(Location, Location.id == ProviderLocation.location_id)
-        .where(Provider.pcp_eligible, Provider.accepting_new_patients,
-               ~Provider.ob_gyn, in_network_clause(network, day),
-               Location.latitude.is_not(None))
+        .where(
+            Provider.pcp_eligible,
+            Provider.accepting_new_patients,
+            ~Provider.ob_gyn,
+            in_network_clause(network, day),
+            Location.latitude.is_not(None),
+        )
         .order_by(Provider.id, ProviderLocation.is_primary.desc())
     ).all()
     out, seen = [], set()
@@ -191,36 +242,60 @@ def _candidates(session: Session, network: str, day: date) -> list[_Candidate]:
         if provider.id in seen:
             continue
         seen.add(provider.id)
-        room = (float("inf") if provider.panel_capacity is None
-                else provider.panel_capacity - panel[provider.id])
+        room = (
+            float("inf")
+            if provider.panel_capacity is None
+            else provider.panel_capacity - panel[provider.id]
+        )
         if room > 0:
-            out.append(_Candidate(provider, location.latitude, location.longitude,
-                                  f"{location.line1}, {location.city}", room))
+            out.append(
+                _Candidate(
+                    provider,
+                    location.latitude,
+                    location.longitude,
+                    f"{location.line1}, {location.city}",
+                    room,
+                )
+            )
     return out
 
 
 def members_without_pcp(session: Session, day: date, plan_key: str | None = None) -> list[Member]:
     """Members covered on `day` by a plan requiring a PCP, with no PCP from `day` on."""
-    plans = session.scalars(select(Plan) if plan_key is None
-                            else select(Plan).where(Plan.plan_key == plan_key))
+    plans = session.scalars(
+        select(Plan) if plan_key is None else select(Plan).where(Plan.plan_key == plan_key)
+    )
     requiring = [p.id for p in plans if design_of(p).rules.pcp_required]
     if not requiring:
         return []
-    has_pcp = (select(PcpAssignment.member_id)
-               .where(or_(PcpAssignment.effective_to.is_(None), PcpAssignment.effective_to >= day)))
-    return list(session.scalars(
-        select(Member)
-        .join(MemberCoverage, MemberCoverage.member_id == Member.id)
-        .join(Coverage, Coverage.id == MemberCoverage.coverage_id)
-        .where(Coverage.plan_id.in_(requiring), MemberCoverage.effective_date <= day,
-               or_(MemberCoverage.termination_date.is_(None), MemberCoverage.termination_date >= day),
-               Member.id.not_in(has_pcp))
-        .order_by(Member.subscriber_id, Member.id)
-    ).unique())
+    has_pcp = select(PcpAssignment.member_id).where(
+        or_(PcpAssignment.effective_to.is_(None), PcpAssignment.effective_to >= day)
+    )
+    return list(
+        session.scalars(
+            select(Member)
+            .join(MemberCoverage, MemberCoverage.member_id == Member.id)
+            .join(Coverage, Coverage.id == MemberCoverage.coverage_id)
+            .where(
+                Coverage.plan_id.in_(requiring),
+                MemberCoverage.effective_date <= day,
+                or_(
+                    MemberCoverage.termination_date.is_(None),
+                    MemberCoverage.termination_date >= day,
+                ),
+                Member.id.not_in(has_pcp),
+            )
+            .order_by(Member.subscriber_id, Member.id)
+        ).unique()
+    )
 
 
 def auto_assign(
-    session: Session, *, as_of: date, actor: str, plan_key: str | None = None,
+    session: Session,
+    *,
+    as_of: date,
+    actor: str,
+    plan_key: str | None = None,
 ) -> AutoAssignReport:
     """Assign a PCP to every member who needs one and has none, effective `as_of`."""
     report = AutoAssignReport()
@@ -229,7 +304,7 @@ def auto_assign(
     for member in members_without_pcp(session, as_of, plan_key):
         families.setdefault(member.subscriber_id, []).append(member)
     for family in families.values():
-        coverage, design = _design_for(session, family[0], as_of)
+        _coverage, design = _design_for(session, family[0], as_of)
         if design.network not in pool:
             pool[design.network] = _candidates(session, design.network, as_of)
         home = current_address(session, family[0], as_of)
@@ -241,12 +316,19 @@ def auto_assign(
 
 
 def _assign_family(session, family, candidates, design, home, day, actor, report) -> None:
-    ranked = sorted(candidates, key=lambda c: distance_miles(home.latitude, home.longitude,
-                                                             c.lat, c.lon))
+    ranked = sorted(
+        candidates, key=lambda c: distance_miles(home.latitude, home.longitude, c.lat, c.lon)
+    )
     together = None
     if len(family) > 1:
-        together = next((c for c in ranked if c.room >= len(family)
-                         and all(c.can_see(m, day, design) for m in family)), None)
+        together = next(
+            (
+                c
+                for c in ranked
+                if c.room >= len(family) and all(c.can_see(m, day, design) for m in family)
+            ),
+            None,
+        )
         if together is not None:
             report.families_kept_together += 1
         else:
@@ -259,10 +341,15 @@ def _assign_family(session, family, candidates, design, home, day, actor, report
             children_first = member.age_on(day) < design.eligibility.pediatrician_max_age
             fitting = [c for c in ranked if c.room >= 1 and c.can_see(member, day, design)]
             if children_first:
-                fitting.sort(key=lambda c: not c.provider.pediatrics)  # stable: nearest pediatrician
+                fitting.sort(
+                    key=lambda c: not c.provider.pediatrics
+                )  # stable: nearest pediatrician
             choice = fitting[0] if fitting else None
-            why = ("nearest available pediatrician" if choice and choice.provider.pediatrics
-                   else "nearest available PCP")
+            why = (
+                "nearest available pediatrician"
+                if choice and choice.provider.pediatrics
+                else "nearest available PCP"
+            )
         if choice is None:
             report.unassigned.append(f"{member.member_number}: no available PCP in the network")
             continue
@@ -271,6 +358,12 @@ def _assign_family(session, family, candidates, design, home, day, actor, report
         _start(session, member, choice.provider, day, "auto_assigned", reason, actor)
         choice.room -= 1
         report.assigned += 1
-        add_notice(session, member, "enrollment.notice.pcp_auto_assigned",
-                   pcp=choice.provider.display_name, address=choice.address,
-                   distance=f"{miles:.1f} mi", effective_date=day.isoformat())
+        add_notice(
+            session,
+            member,
+            "enrollment.notice.pcp_auto_assigned",
+            pcp=choice.provider.display_name,
+            address=choice.address,
+            distance=f"{miles:.1f} mi",
+            effective_date=day.isoformat(),
+        )

@@ -37,8 +37,9 @@ class EnrollmentError(ValueError):
     catalogue, translated and joined in the member's language.
     """
 
-    def __init__(self, reason: str, message_id: str | None = None,
-                 params: dict[str, object] | None = None):
+    def __init__(
+        self, reason: str, message_id: str | None = None, params: dict[str, object] | None = None
+    ):
         super().__init__(reason)
         self.reason = reason
         self.message_id = message_id
@@ -50,8 +51,10 @@ class EnrollmentError(ValueError):
         if self.message_id is None:
             return self.reason
         separator = "、" if language == "ja" else "; "
-        params = {k: separator.join(translate(i, language) for i in v) if isinstance(v, list) else v
-                  for k, v in self.params.items()}
+        params = {
+            k: separator.join(translate(i, language) for i in v) if isinstance(v, list) else v
+            for k, v in self.params.items()
+        }
         return translate(self.message_id, language, **params)
 
 
@@ -132,18 +135,29 @@ def tier_for(relationships: list[str]) -> CoverageTier:
 
 def _new_address(member: Member, address: AddressIn, place: Geocoded, start: date) -> MemberAddress:
     return MemberAddress(
-        member_id=member.id, line1=address.line1, line2=address.line2, city=address.city,
-        state=address.state, zip_code=place.zip_code, county_fips=place.county_fips,
-        latitude=place.lat, longitude=place.lon, effective_from=start,
+        member_id=member.id,
+        line1=address.line1,
+        line2=address.line2,
+        city=address.city,
+        state=address.state,
+        zip_code=place.zip_code,
+        county_fips=place.county_fips,
+        latitude=place.lat,
+        longitude=place.lon,
+        effective_from=start,
     )
 
 
 def _add_member(session: Session, person: PersonIn, subscriber: Member | None) -> Member:
     member = Member(
         member_number=f"pending-{uuid.uuid4().hex[:12]}",
-        relationship_code=person.relationship, first_name=person.first_name,
-        last_name=person.last_name, birth_date=person.birth_date, sex=person.sex,
-        language=person.language, external_id=person.external_id,
+        relationship_code=person.relationship,
+        first_name=person.first_name,
+        last_name=person.last_name,
+        birth_date=person.birth_date,
+        sex=person.sex,
+        language=person.language,
+        external_id=person.external_id,
         subscriber_id=subscriber.id if subscriber else None,
     )
     session.add(member)
@@ -161,7 +175,9 @@ def _add_member(session: Session, person: PersonIn, subscriber: Member | None) -
 
 def _check_dependent(design: PlanDesign, person: PersonIn, effective: date) -> None:
     if person.relationship == "self":
-        raise EnrollmentError(f"{person.first_name} {person.last_name}: a dependent cannot be 'self'")
+        raise EnrollmentError(
+            f"{person.first_name} {person.last_name}: a dependent cannot be 'self'"
+        )
     if person.relationship == "child":
         age = _age(person.birth_date, effective)
         if age >= design.eligibility.dependent_child_max_age:
@@ -211,8 +227,12 @@ def enroll_subscriber(
 
     sub = _add_member(session, subscriber, None)
     coverage = Coverage(
-        subscriber_id=sub.id, plan_id=plan.id, tier=tier.value,
-        billing_frequency=billing_frequency, subsidized=subsidized, effective_date=effective,
+        subscriber_id=sub.id,
+        plan_id=plan.id,
+        tier=tier.value,
+        billing_frequency=billing_frequency,
+        subsidized=subsidized,
+        effective_date=effective,
     )
     session.add(coverage)
     session.flush()
@@ -221,14 +241,26 @@ def enroll_subscriber(
         people.append((_add_member(session, person, sub), person))
     for member, person in people:
         session.add(_new_address(member, address, place, effective))
-        session.add(MemberCoverage(coverage_id=coverage.id, member_id=member.id,
-                                   effective_date=effective))
+        session.add(
+            MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective)
+        )
         record_change(
-            session, actor=actor, entity="member", entity_id=member.member_number,
-            action="enrolled", member_id=member.id, coverage_id=coverage.id,
-            effective_date=effective, reason=reason,
-            changes={"plan": plan.plan_key, "relationship": person.relationship,
-                     "name": member.name, "zip_code": place.zip_code, "tier": tier.value},
+            session,
+            actor=actor,
+            entity="member",
+            entity_id=member.member_number,
+            action="enrolled",
+            member_id=member.id,
+            coverage_id=coverage.id,
+            effective_date=effective,
+            reason=reason,
+            changes={
+                "plan": plan.plan_key,
+                "relationship": person.relationship,
+                "name": member.name,
+                "zip_code": place.zip_code,
+                "tier": tier.value,
+            },
         )
     session.flush()
     return coverage
@@ -236,29 +268,47 @@ def enroll_subscriber(
 
 def active_spans(session: Session, coverage: Coverage, day: date) -> list[MemberCoverage]:
     return [
-        span for span in coverage.members
-        if span.effective_date <= day and (span.termination_date is None or span.termination_date >= day)
+        span
+        for span in coverage.members
+        if span.effective_date <= day
+        and (span.termination_date is None or span.termination_date >= day)
     ]
 
 
 def tier_on(session: Session, coverage: Coverage, day: date) -> CoverageTier:
     """The coverage tier on a day, from who is covered that day."""
     spans = active_spans(session, coverage, day)
-    return tier_for([s.member.relationship_code for s in spans if s.member_id != coverage.subscriber_id])
+    return tier_for(
+        [s.member.relationship_code for s in spans if s.member_id != coverage.subscriber_id]
+    )
 
 
 def _refresh_tier(session: Session, coverage: Coverage, day: date, actor: str, reason: str) -> None:
     tier = tier_on(session, coverage, day)
     if tier.value != coverage.tier:
-        record_change(session, actor=actor, entity="coverage", entity_id=coverage.id,
-                      action="tier_changed", coverage_id=coverage.id, effective_date=day,
-                      changes={"tier": [coverage.tier, tier.value]}, reason=reason)
+        record_change(
+            session,
+            actor=actor,
+            entity="coverage",
+            entity_id=coverage.id,
+            action="tier_changed",
+            coverage_id=coverage.id,
+            effective_date=day,
+            changes={"tier": [coverage.tier, tier.value]},
+            reason=reason,
+        )
         coverage.tier = tier.value
 
 
 def add_dependent(
-    session: Session, *, subscriber: Member, person: PersonIn, effective: date, actor: str,
-    address: AddressIn | None = None, reason: str = "dependent added",
+    session: Session,
+    *,
+    subscriber: Member,
+    person: PersonIn,
+    effective: date,
+    actor: str,
+    address: AddressIn | None = None,
+    reason: str = "dependent added",
 ) -> Member:
     coverage = current_coverage(session, subscriber, effective)
     if coverage is None:
@@ -269,19 +319,34 @@ def add_dependent(
     if address is None:
         if home is None:
             raise EnrollmentError(f"{subscriber.name} has no address on {effective}")
-        address = AddressIn(line1=home.line1, line2=home.line2, city=home.city, state=home.state,
-                            zip_code=home.zip_code)
+        address = AddressIn(
+            line1=home.line1,
+            line2=home.line2,
+            city=home.city,
+            state=home.state,
+            zip_code=home.zip_code,
+        )
     place = geocode(address)
     _check_service_area(design, place, f"{person.first_name} {person.last_name}")
     member = _add_member(session, person, subscriber)
     session.add(_new_address(member, address, place, effective))
-    session.add(MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective))
+    session.add(
+        MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective)
+    )
     session.flush()
     session.refresh(coverage)
-    record_change(session, actor=actor, entity="member", entity_id=member.member_number,
-                  action="enrolled", member_id=member.id, coverage_id=coverage.id,
-                  effective_date=effective, reason=reason,
-                  changes={"relationship": person.relationship, "name": member.name})
+    record_change(
+        session,
+        actor=actor,
+        entity="member",
+        entity_id=member.member_number,
+        action="enrolled",
+        member_id=member.id,
+        coverage_id=coverage.id,
+        effective_date=effective,
+        reason=reason,
+        changes={"relationship": person.relationship, "name": member.name},
+    )
     _refresh_tier(session, coverage, effective, actor, reason)
     return member
 
@@ -293,7 +358,8 @@ def coverage_plan(session: Session, coverage: Coverage) -> Plan:
 def current_coverage(session: Session, member: Member, day: date) -> Coverage | None:
     span = session.scalar(
         select(MemberCoverage).where(
-            MemberCoverage.member_id == member.id, MemberCoverage.effective_date <= day,
+            MemberCoverage.member_id == member.id,
+            MemberCoverage.effective_date <= day,
             (MemberCoverage.termination_date.is_(None)) | (MemberCoverage.termination_date >= day),
         )
     )
@@ -302,10 +368,13 @@ def current_coverage(session: Session, member: Member, day: date) -> Coverage | 
 
 def current_address(session: Session, member: Member, day: date) -> MemberAddress | None:
     return session.scalar(
-        select(MemberAddress).where(
-            MemberAddress.member_id == member.id, MemberAddress.effective_from <= day,
+        select(MemberAddress)
+        .where(
+            MemberAddress.member_id == member.id,
+            MemberAddress.effective_from <= day,
             (MemberAddress.effective_to.is_(None)) | (MemberAddress.effective_to >= day),
-        ).order_by(MemberAddress.effective_from.desc())
+        )
+        .order_by(MemberAddress.effective_from.desc())
     )
 
 
@@ -325,8 +394,14 @@ def household(session: Session, member: Member, day: date) -> list[Member]:
 
 
 def change_address(
-    session: Session, *, member: Member, address: AddressIn, effective: date, actor: str,
-    reason: str = "address change", whole_household: bool = True,
+    session: Session,
+    *,
+    member: Member,
+    address: AddressIn,
+    effective: date,
+    actor: str,
+    reason: str = "address change",
+    whole_household: bool = True,
 ) -> list[MemberCoverage]:
     """Record a new address from `effective`; a move out of the area ends eligibility.
 
@@ -344,39 +419,63 @@ def change_address(
             old.effective_to = effective - timedelta(days=1)
         session.add(_new_address(person, address, place, effective))
         record_change(
-            session, actor=actor, entity="member", entity_id=person.member_number,
-            action="address_changed", member_id=person.id, effective_date=effective,
+            session,
+            actor=actor,
+            entity="member",
+            entity_id=person.member_number,
+            action="address_changed",
+            member_id=person.id,
+            effective_date=effective,
             reason=reason,
-            changes={"zip_code": [old.zip_code if old else None, place.zip_code],
-                     "line1": [old.line1 if old else None, address.line1],
-                     "county_fips": [old.county_fips if old else None, place.county_fips]},
+            changes={
+                "zip_code": [old.zip_code if old else None, place.zip_code],
+                "line1": [old.line1 if old else None, address.line1],
+                "county_fips": [old.county_fips if old else None, place.county_fips],
+            },
         )
         coverage = current_coverage(session, person, effective)
         if coverage is None:
             continue
         design = design_of(coverage_plan(session, coverage))
         if design.rules.service_area_required and not in_service_area(design, place):
-            end = (end_of_month(effective)
-                   if design.eligibility.move_out_of_area_ends == "end_of_month_of_move"
-                   else effective)
-            span = next(s for s in active_spans(session, coverage, effective)
-                        if s.member_id == person.id)
+            end = (
+                end_of_month(effective)
+                if design.eligibility.move_out_of_area_ends == "end_of_month_of_move"
+                else effective
+            )
+            span = next(
+                s for s in active_spans(session, coverage, effective) if s.member_id == person.id
+            )
             # The subscriber's move may already have ended the whole family's coverage.
             if span.termination_date is None or span.termination_date > end:
                 ended += terminate_member(
-                    session, member=person, termination_date=end, actor=actor,
+                    session,
+                    member=person,
+                    termination_date=end,
+                    actor=actor,
                     reason="moved_out_of_service_area",
                     note=f"moved to ZIP code {place.zip_code}, outside the service area of "
-                         f"{design.name}",
+                    f"{design.name}",
                 )
-            add_notice(session, person, "enrollment.notice.moved_out_of_area",
-                       plan=design.name, end_date=end.isoformat(), zip_code=place.zip_code)
+            add_notice(
+                session,
+                person,
+                "enrollment.notice.moved_out_of_area",
+                plan=design.name,
+                end_date=end.isoformat(),
+                zip_code=place.zip_code,
+            )
     session.flush()
     return ended
 
 
 def terminate_member(
-    session: Session, *, member: Member, termination_date: date, actor: str, reason: str,
+    session: Session,
+    *,
+    member: Member,
+    termination_date: date,
+    actor: str,
+    reason: str,
     note: str = "",
 ) -> list[MemberCoverage]:
     """End a member's eligibility; ending the subscriber's ends the whole coverage."""
@@ -384,16 +483,29 @@ def terminate_member(
     if coverage is None:
         raise EnrollmentError(f"{member.name} has no coverage on {termination_date} to end")
     if member.id == coverage.subscriber_id:
-        return terminate_coverage(session, coverage=coverage, termination_date=termination_date,
-                                  actor=actor, reason=reason, note=note)
-    span = next(s for s in active_spans(session, coverage, termination_date) if s.member_id == member.id)
+        return terminate_coverage(
+            session,
+            coverage=coverage,
+            termination_date=termination_date,
+            actor=actor,
+            reason=reason,
+            note=note,
+        )
+    span = next(
+        s for s in active_spans(session, coverage, termination_date) if s.member_id == member.id
+    )
     _end_span(session, span, termination_date, actor, reason, note)
     _refresh_tier(session, coverage, termination_date + timedelta(days=1), actor, reason)
     return [span]
 
 
 def terminate_coverage(
-    session: Session, *, coverage: Coverage, termination_date: date, actor: str, reason: str,
+    session: Session,
+    *,
+    coverage: Coverage,
+    termination_date: date,
+    actor: str,
+    reason: str,
     note: str = "",
 ) -> list[MemberCoverage]:
     ended = []
@@ -404,28 +516,44 @@ def terminate_coverage(
     before = coverage.termination_date
     coverage.termination_date = termination_date
     coverage.termination_reason = reason
-    record_change(session, actor=actor, entity="coverage", entity_id=coverage.id,
-                  action="coverage_terminated", coverage_id=coverage.id,
-                  member_id=coverage.subscriber_id, effective_date=termination_date,
-                  changes={"termination_date": [before, termination_date]},
-                  reason=f"{reason}: {note}" if note else reason)
+    record_change(
+        session,
+        actor=actor,
+        entity="coverage",
+        entity_id=coverage.id,
+        action="coverage_terminated",
+        coverage_id=coverage.id,
+        member_id=coverage.subscriber_id,
+        effective_date=termination_date,
+        changes={"termination_date": [before, termination_date]},
+        reason=f"{reason}: {note}" if note else reason,
+    )
     return ended
 
 
-def _end_span(session: Session, span: MemberCoverage, day: date, actor: str, reason: str,
-              note: str) -> None:
+def _end_span(
+    session: Session, span: MemberCoverage, day: date, actor: str, reason: str, note: str
+) -> None:
     before = span.termination_date
     span.termination_date = day
     span.termination_reason = reason
-    record_change(session, actor=actor, entity="member", entity_id=span.member.member_number,
-                  action="eligibility_ended", member_id=span.member_id,
-                  coverage_id=span.coverage_id, effective_date=day,
-                  changes={"termination_date": [before, day], "termination_reason": reason},
-                  reason=f"{reason}: {note}" if note else reason)
+    record_change(
+        session,
+        actor=actor,
+        entity="member",
+        entity_id=span.member.member_number,
+        action="eligibility_ended",
+        member_id=span.member_id,
+        coverage_id=span.coverage_id,
+        effective_date=day,
+        changes={"termination_date": [before, day], "termination_reason": reason},
+        reason=f"{reason}: {note}" if note else reason,
+    )
 
 
 def add_notice(session: Session, member: Member, message_id: str, **params: object) -> Notice:
-    notice = Notice(member_id=member.id, message_id=message_id,
-                    params={k: str(v) for k, v in params.items()})
+    notice = Notice(
+        member_id=member.id, message_id=message_id, params={k: str(v) for k, v in params.items()}
+    )
     session.add(notice)
     return notice

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +14,8 @@ from openhmo.history.models import ChangeRecord, PhiAccess
 def _jsonable(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -34,9 +37,15 @@ def record_change(
     effective_date: date | None = None,
 ) -> ChangeRecord:
     record = ChangeRecord(
-        actor=actor, entity=entity, entity_id=str(entity_id), action=action,
-        changes=_jsonable(changes or {}), reason=reason, member_id=member_id,
-        coverage_id=coverage_id, effective_date=effective_date,
+        actor=actor,
+        entity=entity,
+        entity_id=str(entity_id),
+        action=action,
+        changes=_jsonable(changes or {}),
+        reason=reason,
+        member_id=member_id,
+        coverage_id=coverage_id,
+        effective_date=effective_date,
     )
     session.add(record)
     return record

@@ -15,8 +15,10 @@ from openhmo.network.models import Contract, Network, Provider
 
 
 def _effective(day: date):
-    return and_(Contract.effective_from <= day,
-                or_(Contract.effective_to.is_(None), Contract.effective_to >= day))
+    return and_(
+        Contract.effective_from <= day,
+        or_(Contract.effective_to.is_(None), Contract.effective_to >= day),
+    )
 
 
 def in_network_clause(network_key: str, day: date):
@@ -29,8 +31,10 @@ def in_network_clause(network_key: str, day: date):
             _effective(day),
             or_(
                 Contract.provider_id == Provider.id,
-                and_(Contract.organization_id.is_not(None),
-                     Contract.organization_id == Provider.organization_id),
+                and_(
+                    Contract.organization_id.is_not(None),
+                    Contract.organization_id == Provider.organization_id,
+                ),
             ),
         )
     )
@@ -41,6 +45,11 @@ def providers_in_network(network_key: str, day: date) -> Select[tuple[Provider]]
 
 
 def is_in_network(session: Session, provider_id: int, network_key: str, day: date) -> bool:
-    return session.scalar(
-        select(Provider.id).where(Provider.id == provider_id, in_network_clause(network_key, day))
-    ) is not None
+    return (
+        session.scalar(
+            select(Provider.id).where(
+                Provider.id == provider_id, in_network_clause(network_key, day)
+            )
+        )
+        is not None
+    )

@@ -79,7 +79,7 @@ REQUIRED_TIERS: dict[OutOfNetwork, frozenset[TierName]] = {
 def _money(value: Any) -> Cents:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(
-            f"write an amount of money as text with a dollar sign, e.g. \"$1,500\" (got {value!r})"
+            f'write an amount of money as text with a dollar sign, e.g. "$1,500" (got {value!r})'
         )
     try:
         return parse_money(value)
@@ -247,7 +247,7 @@ class VisitLimit(Strict):
             return value
         words = value.lower().replace("-", " ").split()
         if not words or not words[0].isdigit():
-            raise ValueError(f"write a limit like \"20 visits per year\" (got {value!r})")
+            raise ValueError(f'write a limit like "20 visits per year" (got {value!r})')
         out: dict[str, Any] = {"count": int(words[0])}
         rest = " ".join(words[1:])
         if rest.startswith(("day", "days")):
@@ -358,7 +358,9 @@ class PlanDesign(Strict):
             return value  # rules.out_of_network reports it
         primary = TierName.ALL_PROVIDERS if one_tier else TierName.IN_NETWORK
         if isinstance(value.get("plan_years"), list):
-            value["plan_years"] = [dict(p) if isinstance(p, dict) else p for p in value["plan_years"]]
+            value["plan_years"] = [
+                dict(p) if isinstance(p, dict) else p for p in value["plan_years"]
+            ]
         for plan_year in value.get("plan_years") or []:
             if isinstance(plan_year, dict):
                 for key in ("benefits", "other_benefits"):

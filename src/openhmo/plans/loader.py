@@ -97,7 +97,10 @@ def parse_design(data: Any, *, file: str = "<design>", node: yaml.Node | None = 
     issues = check_design(design)
     if issues:
         raise PlanDesignError(
-            [DesignError(file, _line_of(node, i.path), field_path(i.path), i.message) for i in issues]
+            [
+                DesignError(file, _line_of(node, i.path), field_path(i.path), i.message)
+                for i in issues
+            ]
         )
     return design
 
@@ -115,7 +118,7 @@ _Loader.yaml_implicit_resolvers = {
 def load_design_text(text: str, file: str = "<design>") -> PlanDesign:
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None

@@ -40,22 +40,40 @@ def save_design(session: Session, design: PlanDesign, *, source: str, actor: str
     plan.network_key = design.network
     plan.hios_plan_id = design.hios_plan_id
     plan.source = source
-    plan.service_area = [ServiceAreaEntry(kind="county", code=c) for c in design.service_area.counties]
-    plan.service_area += [ServiceAreaEntry(kind="zip", code=z) for z in design.service_area.zip_codes]
+    plan.service_area = [
+        ServiceAreaEntry(kind="county", code=c) for c in design.service_area.counties
+    ]
+    plan.service_area += [
+        ServiceAreaEntry(kind="zip", code=z) for z in design.service_area.zip_codes
+    ]
     stored = design.model_dump(mode="json")
     for plan_year in design.plan_years:
         year_design = {**stored, "plan_years": [plan_year.model_dump(mode="json")]}
-        plan.years.append(PlanYear(
-            year=plan_year.year, starts=plan_year.starts, ends=plan_year.ends, design=year_design,
-            design_digest=digest(year_design),
-            premiums=[PlanPremium(tier=t.value, monthly_cents=c) for t, c in plan_year.premiums.items()],
-        ))
+        plan.years.append(
+            PlanYear(
+                year=plan_year.year,
+                starts=plan_year.starts,
+                ends=plan_year.ends,
+                design=year_design,
+                design_digest=digest(year_design),
+                premiums=[
+                    PlanPremium(tier=t.value, monthly_cents=c)
+                    for t, c in plan_year.premiums.items()
+                ],
+            )
+        )
     session.flush()
     record_change(
-        session, actor=actor, entity="plan", entity_id=design.id,
+        session,
+        actor=actor,
+        entity="plan",
+        entity_id=design.id,
         action="plan_design_loaded" if before is None else "plan_design_replaced",
-        changes={"source": source, "years": [y.year for y in design.plan_years],
-                 "replaced_years": sorted(before) if before else []},
+        changes={
+            "source": source,
+            "years": [y.year for y in design.plan_years],
+            "replaced_years": sorted(before) if before else [],
+        },
         reason=f"loaded from {source}",
     )
     return plan

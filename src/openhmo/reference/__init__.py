@@ -1,1 +1,1 @@
-"""Reference data OpenHMO ships: ZIP codes and counties, provider taxonomy, code lists, fee schedules."""
+"""Reference data OpenHMO ships: ZIP codes and counties, taxonomy, code lists, fee schedules."""

@@ -45,8 +45,16 @@ def zip_table() -> dict[str, ZipCode]:
     raw = resources.files("openhmo.reference").joinpath("data/zip_codes.csv.gz").read_bytes()
     reader = csv.DictReader(io.StringIO(gzip.decompress(raw).decode()))
     return {
-        r["zip_code"]: ZipCode(r["zip_code"], r["zip_type"], r["city"], r["state"], r["county"],
-                               r["county_fips"] or None, float(r["lat"]), float(r["lon"]))
+        r["zip_code"]: ZipCode(
+            r["zip_code"],
+            r["zip_type"],
+            r["city"],
+            r["state"],
+            r["county"],
+            r["county_fips"] or None,
+            float(r["lat"]),
+            float(r["lon"]),
+        )
         for r in reader
     }
 

@@ -16,8 +16,9 @@ def run() -> None:
     if connection is not None:
         _run_on(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or database_url(),
-                         poolclass=pool.NullPool)
+    engine = make_engine(
+        config.get_main_option("sqlalchemy.url") or database_url(), poolclass=pool.NullPool
+    )
     with engine.begin() as conn:
         _run_on(conn)
 
