@@ -236,34 +236,47 @@ def enroll_subscriber(
     )
     session.add(coverage)
     session.flush()
-    people = [(sub, subscriber)]
+    _cover(session, coverage, sub, subscriber, address, place, effective, actor, reason)
     for person in dependents:
-        people.append((_add_member(session, person, sub), person))
-    for member, person in people:
-        session.add(_new_address(member, address, place, effective))
-        session.add(
-            MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective)
-        )
-        record_change(
-            session,
-            actor=actor,
-            entity="member",
-            entity_id=member.member_number,
-            action="enrolled",
-            member_id=member.id,
-            coverage_id=coverage.id,
-            effective_date=effective,
-            reason=reason,
-            changes={
-                "plan": plan.plan_key,
-                "relationship": person.relationship,
-                "name": member.name,
-                "zip_code": place.zip_code,
-                "tier": tier.value,
-            },
-        )
+        member = _add_member(session, person, sub)
+        _cover(session, coverage, member, person, address, place, effective, actor, reason)
     session.flush()
     return coverage
+
+
+def _cover(
+    session: Session,
+    coverage: Coverage,
+    member: Member,
+    person: PersonIn,
+    address: AddressIn,
+    place: Geocoded,
+    effective: date,
+    actor: str,
+    reason: str,
+) -> None:
+    """Give a new member their address and eligibility under the coverage, and record it."""
+    session.add(_new_address(member, address, place, effective))
+    session.add(
+        MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective)
+    )
+    record_change(
+        session,
+        actor=actor,
+        entity="member",
+        entity_id=member.member_number,
+        action="enrolled",
+        member_id=member.id,
+        coverage_id=coverage.id,
+        effective_date=effective,
+        reason=reason,
+        changes={
+            "plan": session.get(Plan, coverage.plan_id).plan_key,
+            "relationship": person.relationship,
+            "name": member.name,
+            "zip_code": place.zip_code,
+        },
+    )
 
 
 def active_spans(session: Session, coverage: Coverage, day: date) -> list[MemberCoverage]:
@@ -329,24 +342,9 @@ def add_dependent(
     place = geocode(address)
     _check_service_area(design, place, f"{person.first_name} {person.last_name}")
     member = _add_member(session, person, subscriber)
-    session.add(_new_address(member, address, place, effective))
-    session.add(
-        MemberCoverage(coverage_id=coverage.id, member_id=member.id, effective_date=effective)
-    )
+    _cover(session, coverage, member, person, address, place, effective, actor, reason)
     session.flush()
     session.refresh(coverage)
-    record_change(
-        session,
-        actor=actor,
-        entity="member",
-        entity_id=member.member_number,
-        action="enrolled",
-        member_id=member.id,
-        coverage_id=coverage.id,
-        effective_date=effective,
-        reason=reason,
-        changes={"relationship": person.relationship, "name": member.name},
-    )
     _refresh_tier(session, coverage, effective, actor, reason)
     return member
 

@@ -99,6 +99,20 @@ def county_fips(text: str) -> str:
     return found
 
 
+def zip_for_town(city: str, state: str) -> ZipCode | None:
+    """The first standard ZIP code of a town, for addresses that came without a usable one."""
+    wanted = (city.strip().casefold(), state.strip().upper())
+    matches = sorted(
+        (
+            z
+            for z in zip_table().values()
+            if (z.city.casefold(), z.state) == wanted and z.zip_type == "STANDARD"
+        ),
+        key=lambda z: z.zip_code,
+    )
+    return matches[0] if matches else None
+
+
 def county_name(fips: str) -> str:
     name, state = counties().get(fips, (fips, ""))
     return f"{name}, {state}" if state else name
