@@ -289,15 +289,6 @@ def ledger(session: Session, coverage_id: int) -> Ledger:
     return load_ledgers(session, [coverage_id])[coverage_id]
 
 
-def open_invoices(session: Session, coverage_id: int) -> list[tuple[InvoiceLine, Cents]]:
-    """Unpaid, unvoided invoices with what is still owed on each, oldest first."""
-    return ledger(session, coverage_id).open()
-
-
-def credit(session: Session, coverage_id: int) -> Cents:
-    return ledger(session, coverage_id).credit
-
-
 def balance(session: Session, coverage_id: int) -> Cents:
     """What the subscriber owes (negative: a credit)."""
     return ledger(session, coverage_id).balance

@@ -1,0 +1,1 @@
+"""The `openhmo` command line."""

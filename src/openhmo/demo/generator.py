@@ -45,8 +45,10 @@ from openhmo.network.importers.nppes import import_nppes
 from openhmo.network.models import Location, Provider, ProviderLocation
 from openhmo.network.npi import make_npi
 from openhmo.network.service import save_fee_schedule
+from openhmo.network.taxonomy import roles_of
 from openhmo.plans.loader import example_designs, load_design
-from openhmo.plans.store import save_design
+from openhmo.plans.models import Plan
+from openhmo.plans.store import design_of, save_design
 from openhmo.reference.geo import ZipCode, distance_miles, zip_table, zips_in_counties
 
 ACTOR = "demo"
@@ -188,13 +190,7 @@ class DemoBuilder:
                 serial += 1
                 practice = self.rng.choice(practices)
                 row = self._individual(make_npi(f"1{serial % 100_000_000:08d}"), taxonomy, practice)
-                pcp = taxonomy in (
-                    "207Q00000X",
-                    "207R00000X",
-                    "208000000X",
-                    "208D00000X",
-                    "363LF0000X",
-                )
+                pcp = roles_of(taxonomy).pcp_eligible
                 schedule = "core-primary-care" if pcp else "core-professional"
                 if self.rng.random() < spec["out_of_network_share"]:
                     schedule = ""
@@ -492,8 +488,9 @@ class DemoBuilder:
         adults = [p for p in pool if not p[1]][:8]
         pediatricians = [p for p in pool if p[1]][:5]
         family_doctor = self.rng.choice(adults)[0] if adults else None
+        design = design_of(session.get(Plan, coverage.plan_id))
         for member in members:
-            child = member.age_on(coverage.effective_date) < 18
+            child = member.age_on(coverage.effective_date) < design.eligibility.pediatrician_max_age
             pick = family_doctor
             if child and pediatricians and self.rng.random() < 0.6:
                 pick = self.rng.choice(pediatricians)[0]

@@ -1,0 +1,1 @@
+"""Interoperability: what other systems speak (Synthea now; X12 and FHIR next)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from openhmo.network.models import Contract, Network, Provider
@@ -38,10 +38,6 @@ def in_network_clause(network_key: str, day: date):
             ),
         )
     )
-
-
-def providers_in_network(network_key: str, day: date) -> Select[tuple[Provider]]:
-    return select(Provider).where(in_network_clause(network_key, day))
 
 
 def is_in_network(session: Session, provider_id: int, network_key: str, day: date) -> bool:

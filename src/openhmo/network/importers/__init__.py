@@ -1,0 +1,1 @@
+"""Importers of provider data: CMS QHP directory, Transparency-in-Coverage rates, NPPES CSV."""
