@@ -175,6 +175,16 @@ class ReferralRules(Strict):
             ServiceCategory.PREVENTIVE,
         ]
     )
+    # A PCP's referral is approved at once when it asks for no more than this, and it
+    # is not to a specialty staff review; otherwise it waits for staff.
+    auto_approve_max_visits: int = Field(default=6, ge=0)
+    auto_approve_max_days: int = Field(default=180, ge=0)
+    review_specialties: list[str] = Field(
+        default_factory=list,
+        description="NUCC taxonomy prefixes whose referrals staff always review",
+    )
+    # How long a referral is valid when the PCP does not say.
+    default_valid_days: int = Field(default=90, ge=1)
 
 
 class PremiumBilling(Strict):
@@ -197,6 +207,14 @@ class GracePeriodPolicy(Strict):
         "end_of_last_paid_month"
     )
     pend_claims_in_grace_months: list[int] = Field(default_factory=lambda: [2, 3])
+
+
+class ClaimsRules(Strict):
+    """How the plan takes claims."""
+
+    # A claim received more than this many days after the date of service is denied
+    # for timely filing (CO-29).
+    timely_filing_days: int = Field(default=365, ge=1)
 
 
 class EligibilityRules(Strict):
@@ -224,6 +242,21 @@ class OutOfPocketMax(Strict):
     family: Money
 
 
+def _percent_of_medicare(value: Any) -> Any:
+    if value is None or isinstance(value, Decimal | int):
+        return value
+    text = str(value).strip()
+    number = text[: -len("of medicare")].strip().rstrip("%").strip()
+    if not text.lower().endswith("of medicare") or not number.replace(".", "", 1).isdigit():
+        raise ValueError(
+            f'write a non-contracted allowed amount like "150% of Medicare" (got {value!r})'
+        )
+    percent = Decimal(number)
+    if not Decimal(0) < percent <= Decimal(1000):
+        raise ValueError(f"{value!r}: the percent of Medicare must be above 0% and at most 1000%")
+    return percent
+
+
 class NetworkTier(Strict):
     deductible: Deductible
     # A separate deductible for prescription drugs, where the plan's medical and drug
@@ -231,6 +264,16 @@ class NetworkTier(Strict):
     drug_deductible: Deductible | None = None
     out_of_pocket_max: OutOfPocketMax
     coinsurance: Percent = Decimal(0)
+    # What the plan allows a provider it has no contract with, as a percent of the
+    # Medicare fee (the out-of-network tier, or every provider of an indemnity plan).
+    non_contracted_allowed: (
+        Annotated[
+            Decimal,
+            BeforeValidator(_percent_of_medicare),
+            PlainSerializer(lambda p: f"{p}% of Medicare", return_type=str),
+        ]
+        | None
+    ) = None
 
 
 class VisitLimit(Strict):
@@ -330,6 +373,7 @@ class PlanDesign(Strict):
     premium_billing: PremiumBilling = Field(default_factory=PremiumBilling)
     grace_period: GracePeriodPolicy = Field(default_factory=GracePeriodPolicy)
     eligibility: EligibilityRules = Field(default_factory=EligibilityRules)
+    claims: ClaimsRules = Field(default_factory=ClaimsRules)
     plan_years: list[PlanYear] = Field(min_length=1)
 
     @model_validator(mode="before")
