@@ -51,11 +51,6 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "fee_schedule_key": S, "procedure_code": S, "modifier": S, "billing_class": S,
         "place_of_service": S, "unit": S, "amount_cents": I64,
     },
-    # The Medicare fee of a code in a locality, facility and non-facility (cents).
-    "medicare_fees": {
-        "procedure_code": S, "modifier": S, "locality": S, "facility_cents": I64,
-        "non_facility_cents": I64,
-    },
     # Qualifying payment amount: the median in-network allowed amount of a code.
     "qpa": {"procedure_code": S, "modifier": S, "billing_class": S, "amount_cents": I64},
     "referrals": {
@@ -108,7 +103,6 @@ class Context:
     contracts: pl.DataFrame = field(default_factory=lambda: empty("contracts"))
     fee_schedules: pl.DataFrame = field(default_factory=lambda: empty("fee_schedules"))
     fee_rates: pl.DataFrame = field(default_factory=lambda: empty("fee_rates"))
-    medicare_fees: pl.DataFrame = field(default_factory=lambda: empty("medicare_fees"))
     qpa: pl.DataFrame = field(default_factory=lambda: empty("qpa"))
     referrals: pl.DataFrame = field(default_factory=lambda: empty("referrals"))
     prior_auths: pl.DataFrame = field(default_factory=lambda: empty("prior_auths"))

@@ -215,6 +215,9 @@ class ClaimsRules(Strict):
     # A claim received more than this many days after the date of service is denied
     # for timely filing (CO-29).
     timely_filing_days: int = Field(default=365, ge=1)
+    # The Medicare locality whose fees price providers without a contract
+    # (non_contracted_allowed), e.g. "MA-01" (Metropolitan Boston).
+    medicare_locality: str = "MA-01"
 
 
 class EligibilityRules(Strict):
