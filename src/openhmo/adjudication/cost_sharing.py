@@ -1,0 +1,228 @@
+"""Step 10: copays, deductibles, coinsurance and the out-of-pocket cap, family by family."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from openhmo.adjudication import accumulate, plan_tables
+from openhmo.adjudication.context import Context
+from openhmo.adjudication.frame import I64, OPEN, S, trace
+from openhmo.money import format_money
+
+
+def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    w = w.with_columns(paying=OPEN)
+    allowed = pl.col("allowed_cents")
+    # Copay units: visit (first line of claim, date, category), stay (first of claim,
+    # category), day (days up to the max per claim and category), else every line.
+    pay = (
+        w.filter(pl.col("paying"))
+        .sort("_order")
+        .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
+    )
+    pay = pay.with_columns(
+        _first_visit=pl.col("_order")
+        == pl.col("_order").min().over(["claim_id", "service_date", "category"]),
+        _first_stay=pl.col("_order") == pl.col("_order").min().over(["claim_id", "category"]),
+        _days_before=pl.col("_days").cum_sum().over(["claim_id", "category"]) - pl.col("_days"),
+    )
+    copay_units = (
+        pl.when(pl.col("copay").is_null())
+        .then(0)
+        .when(pl.col("copay_unit") == "visit")
+        .then(pl.col("_first_visit").cast(I64))
+        .when(pl.col("copay_unit") == "stay")
+        .then(pl.col("_first_stay").cast(I64))
+        .when(pl.col("copay_unit") == "day")
+        .then(
+            pl.when(pl.col("copay_max_units").is_null())
+            .then(pl.col("_days"))
+            .otherwise(
+                pl.min_horizontal(
+                    pl.col("_days"),
+                    pl.max_horizontal(0, pl.col("copay_max_units") - pl.col("_days_before")),
+                )
+            )
+        )
+        .otherwise(1)
+    )
+    pay = pay.with_columns(_copay_amount=pl.col("copay").fill_null(0) * copay_units)
+    rule = pl.col("deductible_rule")
+    copay_first = rule.is_in(["no_deductible", "with_deductible"])
+    preventive_free = (
+        pl.col("category").is_in(["preventive", "screening_mammography"])
+        & pl.col("cost_share_tier").is_in(["in_network", "all_providers"])
+        & pl.col("no_charge")
+    )
+    pay = pay.with_columns(
+        _before=pl.when(copay_first & ~preventive_free)
+        .then(pl.min_horizontal(pl.col("_copay_amount"), allowed))
+        .otherwise(0)
+    )
+    pay = pay.with_columns(
+        _subject=pl.when(rule.is_in(["after_deductible", "with_deductible"]) & ~preventive_free)
+        .then(allowed - pl.col("_before"))
+        .otherwise(0)
+    )
+    pay = _deductible(pay, context, tables)
+    rest = allowed - pl.col("_before") - pl.col("_ded")
+    after_copay = (
+        pl.when((rule == "after_deductible") & ~preventive_free)
+        .then(pl.min_horizontal(pl.col("_copay_amount"), rest))
+        .otherwise(0)
+    )
+    pay = pay.with_columns(_after=after_copay)
+    rest = rest - pl.col("_after")
+    coins = (
+        pl.when(pl.col("coins_milli").is_not_null() & ~preventive_free)
+        .then((rest * pl.col("coins_milli") + 50_000) // 100_000)
+        .otherwise(0)
+    )
+    pay = pay.with_columns(_coins=coins)
+    pay = pay.with_columns(
+        _share=pl.col("_before") + pl.col("_ded") + pl.col("_after") + pl.col("_coins")
+    )
+    pay = _out_of_pocket(pay, context, tables)
+    # The cap's cut comes off coinsurance, then the copay, then the deductible.
+    cut = pl.col("_share") - pl.col("_oop_take")
+    pay = pay.with_columns(_cut=cut)
+    pay = pay.with_columns(coinsurance_cents=pl.col("_coins") - pl.min_horizontal("_cut", "_coins"))
+    pay = pay.with_columns(_cut=pl.col("_cut") - (pl.col("_coins") - pl.col("coinsurance_cents")))
+    copay_total = pl.col("_before") + pl.col("_after")
+    pay = pay.with_columns(copay_cents=copay_total - pl.min_horizontal(pl.col("_cut"), copay_total))
+    pay = pay.with_columns(_cut=pl.col("_cut") - (copay_total - pl.col("copay_cents")))
+    pay = pay.with_columns(deductible_cents=pl.col("_ded") - pl.col("_cut"))
+    pay = pay.with_columns(
+        member_share_cents=pl.col("deductible_cents")
+        + pl.col("copay_cents")
+        + pl.col("coinsurance_cents"),
+        status=pl.lit("paid", S),
+    )
+    keep = [
+        "_row",
+        "deductible_cents",
+        "copay_cents",
+        "coinsurance_cents",
+        "member_share_cents",
+        "_ded",
+        "_share",
+        "pool",
+        "ded_kind_col",
+        "_oop_take",
+        "_oop_note",
+        "_ded_note",
+    ]
+    w = w.join(pay.select(keep), on="_row", how="left").with_columns(
+        status=pl.when(pl.col("paying")).then(pl.lit("paid", S)).otherwise(pl.col("status"))
+    )
+    for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
+        w = w.with_columns(pl.col(c).fill_null(0))
+    w = trace(w, "deductible", pl.col("_ded_note"), when=pl.col("paying") & (pl.col("_ded") > 0))
+    return trace(
+        w,
+        "out_of_pocket",
+        pl.col("_oop_note"),
+        when=pl.col("paying") & (pl.col("_oop_take") < pl.col("_share")),
+    )
+
+
+def _pool(tables) -> pl.Expr:
+    cross = pl.col("accumulation") == "cross"
+    return (
+        pl.when(cross & pl.col("cost_share_tier").is_in(["in_network", "out_of_network"]))
+        .then(pl.lit("combined"))
+        .otherwise(pl.col("cost_share_tier"))
+    )
+
+
+def _limits(
+    pay: pl.DataFrame, tables, kind_ind: str, kind_fam: str, kind_kind: str | None
+) -> tuple[pl.Expr, pl.Expr]:
+    self_only = pl.col("coverage_tier") == "self_only"
+    aggregate = pl.col(kind_kind) == "aggregate" if kind_kind else pl.lit(False)
+    ind = pl.when(self_only | ~aggregate).then(pl.col(kind_ind)).otherwise(None)
+    fam = pl.when(self_only).then(None).otherwise(pl.col(kind_fam))
+    return ind, fam
+
+
+def _starts(pay: pl.DataFrame, context: Context, kind: pl.Expr) -> pl.DataFrame:
+    acc = context.accumulators
+    members = (
+        acc.filter(pl.col("member_id").is_not_null())
+        .group_by("member_id", "plan_key", "plan_year", "pool", "kind")
+        .agg(_m_start=pl.col("amount_cents").sum())
+    )
+    families = (
+        acc.filter(pl.col("member_id").is_null())
+        .group_by("family_id", "plan_key", "plan_year", "pool", "kind")
+        .agg(_f_start=pl.col("amount_cents").sum())
+    )
+    pay = pay.with_columns(kind=kind)
+    pay = pay.join(members, on=["member_id", "plan_key", "plan_year", "pool", "kind"], how="left")
+    pay = pay.join(families, on=["family_id", "plan_key", "plan_year", "pool", "kind"], how="left")
+    return pay.with_columns(pl.col("_m_start").fill_null(0), pl.col("_f_start").fill_null(0))
+
+
+def _apply_limits(pay: pl.DataFrame, amount: str, out: str) -> pl.DataFrame:
+    group = ["family_id", "plan_key", "plan_year", "pool", "kind"]
+    args = dict(
+        amount=amount,
+        member_group=[*group, "member_id"],
+        family_group=group,
+        ind_limit="_ind",
+        fam_limit="_fam",
+        member_start="_m_start",
+        family_start="_f_start",
+        out=out,
+    )
+    plain = pay.filter(pl.col("pool") != "combined")
+    crossed = pay.filter(pl.col("pool") == "combined")
+    parts = [accumulate.take(plain.sort("_order"), **args)]
+    if crossed.height:
+        parts.append(accumulate.sequential(crossed.sort("_order"), **args))
+    return pl.concat(parts, how="vertical").sort("_order")
+
+
+def _deductible(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    tiers = tables["tiers"].rename({"tier": "cost_share_tier"})
+    pay = pay.join(tiers, on=["plan_key", "plan_year", "cost_share_tier"], how="left")
+    pay = pay.with_columns(pool=_pool(tables))
+    drug = (
+        pl.col("category").is_in([c.value for c in plan_tables.DRUG_CATEGORIES])
+        & pl.col("drug_ded_ind").is_not_null()
+    )
+    pay = pay.with_columns(
+        ded_kind_col=pl.when(drug).then(pl.lit("drug_deductible")).otherwise(pl.lit("deductible"))
+    )
+    pay = _starts(pay, context, pl.col("ded_kind_col"))
+    ind_m, fam_m = _limits(pay, tables, "ded_ind", "ded_fam", "ded_kind")
+    ind_d, fam_d = _limits(pay, tables, "drug_ded_ind", "drug_ded_fam", "drug_ded_kind")
+    pay = pay.with_columns(
+        _ind=pl.when(drug).then(ind_d).otherwise(ind_m),
+        _fam=pl.when(drug).then(fam_d).otherwise(fam_m),
+    )
+    pay = _apply_limits(pay, "_subject", "_ded")
+    note = (
+        pl.col("ded_kind_col")
+        + " "
+        + pl.col("_ded").map_elements(format_money, return_dtype=S)
+        + " ("
+        + pl.col("tier_clause")
+        + ".deductible)"
+    )
+    return pay.with_columns(_ded_note=note).drop("_m_start", "_f_start", "_ind", "_fam", "kind")
+
+
+def _out_of_pocket(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    pay = _starts(pay, context, pl.lit("out_of_pocket", S))
+    ind, fam = _limits(pay, tables, "oop_ind", "oop_fam", None)
+    pay = pay.with_columns(_ind=ind, _fam=fam)
+    pay = _apply_limits(pay, "_share", "_oop_take")
+    note = (
+        pl.lit("out-of-pocket maximum reached: member share capped at ", S)
+        + pl.col("_oop_take").map_elements(format_money, return_dtype=S)
+        + " ("
+        + pl.col("tier_clause")
+        + ".out_of_pocket_max)"
+    )
+    return pay.with_columns(_oop_note=note).drop("_m_start", "_f_start", "_ind", "_fam", "kind")

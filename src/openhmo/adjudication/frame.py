@@ -1,0 +1,61 @@
+"""Frame helpers of the engine's steps: settling open lines, recording the trace."""
+
+from __future__ import annotations
+
+import polars as pl
+
+OPEN = pl.col("status").is_null()
+S, I64 = pl.String, pl.Int64
+
+
+def settle(
+    w: pl.DataFrame,
+    condition: pl.Expr,
+    *,
+    step: str,
+    status: str = "denied",
+    group: str | None = "CO",
+    carc: str | None = None,
+    rarc: str | None = None,
+    pend: str | None = None,
+    clause: pl.Expr | str | None = None,
+    note: pl.Expr | str | None = None,
+) -> pl.DataFrame:
+    """Give the open lines where `condition` holds their final status at this step."""
+    hit = OPEN & condition.fill_null(False)
+
+    def put(column: str, value) -> pl.Expr:
+        value = value if isinstance(value, pl.Expr) else pl.lit(value, dtype=S)
+        return pl.when(hit).then(value).otherwise(pl.col(column)).alias(column)
+
+    return w.with_columns(
+        put("status", status),
+        put("group", group if status == "denied" else None),
+        put("carc", carc),
+        put("rarc", rarc),
+        put("pend_reason", pend),
+        put("decided_step", step),
+        put("decided_clause", clause if clause is not None else pl.lit(None, S)),
+        put("decided_note", note if note is not None else pl.lit(None, S)),
+    )
+
+
+def trace(
+    w: pl.DataFrame,
+    step: str,
+    clause: pl.Expr | str,
+    note: pl.Expr | str | None = None,
+    when: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Record that `step` applied `clause` to the lines where `when` holds."""
+    clause = clause if isinstance(clause, pl.Expr) else pl.lit(clause, S)
+    note = note if isinstance(note, pl.Expr) else pl.lit(note, S)
+    cond = when.fill_null(False) if when is not None else pl.lit(True)
+    entry = pl.when(cond & clause.is_not_null()).then(
+        pl.struct(step=pl.lit(step, S), clause=clause.cast(S), note=note.cast(S))
+    )
+    return w.with_columns(_t=pl.concat_list([pl.col("_t"), entry]).list.drop_nulls())
+
+
+def override(action: str) -> pl.Expr:
+    return pl.col("override_action") == action

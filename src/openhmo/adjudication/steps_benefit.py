@@ -1,0 +1,211 @@
+"""Steps 8-9: the benefit (covered, visit limits) and the allowed amount."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+
+from openhmo.adjudication.context import Context
+from openhmo.adjudication.frame import I64, OPEN, S, override, settle, trace
+from openhmo.adjudication.steps_authorization import visit_index
+from openhmo.money import format_money
+from openhmo.network.pricing import (
+    FeeScheduleSnapshot,
+    NoRate,
+    Rate,
+    RateKey,
+    ServiceLine,
+    allowed_amount,
+)
+
+
+def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    w = w.with_columns(
+        klass=pl.when(pl.col("claim_type") == "professional")
+        .then(pl.lit("professional"))
+        .otherwise(pl.lit("facility"))
+    )
+    w = w.join(
+        tables["benefits"].rename({"tier": "cost_share_tier"}),
+        on=["plan_key", "plan_year", "category", "cost_share_tier", "klass"],
+        how="left",
+    )
+    w = settle(
+        w,
+        pl.col("plan_year").is_null() | ~pl.col("has_benefit").fill_null(False),
+        step="benefit",
+        carc="96",
+        rarc="N130",
+        clause=pl.lit("no benefit for ", S) + pl.col("category"),
+    )
+    w = settle(
+        w,
+        ~pl.col("covered").fill_null(False),
+        step="benefit",
+        carc="204",
+        clause=pl.coalesce(
+            pl.col("benefit_clause"),
+            pl.lit("plan_years.benefits.", S)
+            + pl.col("category")
+            + "."
+            + pl.col("cost_share_tier")
+            + ": Not covered",
+        ),
+    )
+    # Visit limits: visits (claim, date, category) or days (units, rounded up) per plan year.
+    limited = w.filter(OPEN & pl.col("limit_count").is_not_null())
+    if limited.height:
+        usage = context.visit_usage.rename({"used": "limit_start"})
+        over = ["member_id", "plan_year", "category"]
+        limited = (
+            limited.join(usage, on=over, how="left")
+            .sort("_order")
+            .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
+        )
+        limited = limited.with_columns(
+            limit_used=pl.when(pl.col("limit_unit") == "days")
+            .then(pl.col("_days").cum_sum().over(over))
+            .otherwise(visit_index(over))
+            + pl.col("limit_start").fill_null(0)
+        )
+        w = w.join(limited.select("_row", "limit_used"), on="_row", how="left")
+    else:
+        w = w.with_columns(limit_used=pl.lit(None, I64))
+    w = settle(
+        w,
+        pl.col("limit_used") > pl.col("limit_count"),
+        step="benefit",
+        carc="119",
+        clause=pl.col("limit_clause") + ": " + pl.col("limit_text"),
+    )
+    return trace(w, "benefit", pl.col("benefit_clause"), when=OPEN)
+
+
+def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    schedules = _snapshots(context)
+    nc = tables["tiers"].select(
+        "plan_key", "plan_year", network_tier="tier", nc_pct="non_contracted_pct"
+    )
+    w = w.join(nc, on=["plan_key", "plan_year", "network_tier"], how="left")
+    open_lines = w.filter(OPEN)
+    keys = [
+        "procedure_code",
+        "_mods",
+        "units_milli",
+        "place_of_service",
+        "claim_type",
+        "fee_schedule_key",
+        "nc_pct",
+        "medicare_locality",
+        "in_network",
+    ]
+    combos = open_lines.select(keys).unique()
+    priced = [{**row, **_price(row, schedules)} for row in combos.iter_rows(named=True)]
+    schema = {k: w.schema[k] for k in keys} | {"price": I64, "price_detail": S}
+    w = w.join(pl.DataFrame(priced, schema=schema), on=keys, how="left", nulls_equal=True)
+    qpa = context.qpa.rename(
+        {"amount_cents": "qpa_cents", "modifier": "qpa_modifier", "billing_class": "qpa_class"}
+    )
+    w = w.join(
+        qpa.filter(pl.col("qpa_modifier").fill_null("") == "")
+        .drop("qpa_modifier")
+        .unique(["procedure_code", "qpa_class"]),
+        left_on=["procedure_code", "claim_type"],
+        right_on=["procedure_code", "qpa_class"],
+        how="left",
+    )
+    emergency_oon = (
+        pl.col("is_emergency")
+        & ~pl.col("in_network")
+        & (pl.col("network_tier") == "out_of_network")
+    )
+    price = (
+        pl.when(override("approve") & pl.col("override_allowed").is_not_null())
+        .then(pl.col("override_allowed"))
+        .when(emergency_oon)
+        .then(pl.col("qpa_cents"))
+        .otherwise(pl.col("price"))
+    )
+    detail = (
+        pl.when(override("approve") & pl.col("override_allowed").is_not_null())
+        .then(pl.lit("priced by staff review: ", S) + pl.col("override_reason").fill_null(""))
+        .when(emergency_oon)
+        .then(
+            pl.lit("recognized amount: lesser of the charge and the QPA ", S)
+            + pl.col("qpa_cents").map_elements(format_money, return_dtype=S)
+        )
+    )
+    w = w.with_columns(_price=price, _price_detail=detail.otherwise(pl.col("price_detail")))
+    w = settle(
+        w,
+        pl.col("_price").is_null(),
+        step="pricing",
+        status="pended",
+        pend="pricing",
+        clause=pl.coalesce(pl.col("price_detail"), pl.lit("no allowed amount", S)),
+    )
+    w = w.with_columns(
+        allowed_cents=pl.when(OPEN)
+        .then(pl.min_horizontal("charge_cents", "_price"))
+        .otherwise(pl.lit(0, I64))
+    )
+    return trace(w, "pricing", pl.col("_price_detail"), when=OPEN)
+
+
+def _snapshots(context: Context) -> dict[str, FeeScheduleSnapshot]:
+    rates: dict[str, dict[RateKey, Rate]] = {}
+    for r in context.fee_rates.iter_rows(named=True):
+        key = RateKey(
+            r["procedure_code"],
+            r["modifier"] or "",
+            r["billing_class"] or "",
+            r["place_of_service"] or "",
+        )
+        rates.setdefault(r["fee_schedule_key"], {})[key] = Rate(
+            r["amount_cents"], r["unit"] or "per_unit"
+        )
+    return {
+        s["fee_schedule_key"]: FeeScheduleSnapshot(
+            key=s["fee_schedule_key"],
+            method=s["method"],
+            percent=s["percent"],
+            medicare_locality=s["medicare_locality"],
+            rates=rates.get(s["fee_schedule_key"], {}),
+        )
+        for s in context.fee_schedules.iter_rows(named=True)
+    }
+
+
+def _price(row: dict, schedules: dict[str, FeeScheduleSnapshot]) -> dict:
+    if row["procedure_code"] is None or row["units_milli"] is None or row["units_milli"] <= 0:
+        return {"price": None, "price_detail": "no procedure code or units to price"}
+    modifiers = tuple(m for m in (row["_mods"] or "").split(",") if m)
+    line = ServiceLine(
+        procedure_code=row["procedure_code"],
+        modifiers=modifiers,
+        units=Decimal(row["units_milli"]) / 1000,
+        place_of_service=row["place_of_service"] or "11",
+        billing_class="institutional" if row["claim_type"] == "institutional" else "professional",
+    )
+    if row["in_network"]:
+        schedule = schedules.get(row["fee_schedule_key"])
+        if schedule is None:
+            return {
+                "price": None,
+                "price_detail": f"contract has no fee schedule {row['fee_schedule_key']}",
+            }
+    elif row["nc_pct"] is not None:
+        schedule = FeeScheduleSnapshot(
+            key="non_contracted_allowed",
+            method="percent_of_medicare",
+            percent=Decimal(row["nc_pct"]),
+            medicare_locality=row["medicare_locality"],
+        )
+    else:
+        return {"price": None, "price_detail": "no contract and no non_contracted_allowed"}
+    try:
+        priced = allowed_amount(line, schedule)
+    except NoRate as exc:
+        return {"price": None, "price_detail": str(exc)}
+    return {"price": priced.amount_cents, "price_detail": priced.detail}

@@ -1,0 +1,220 @@
+"""Steps 2-5: eligibility, network status, service category, emergency, out of network."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from openhmo.adjudication.context import Context
+from openhmo.adjudication.frame import I64, OPEN, S, override, settle, trace
+from openhmo.categories.classifier import classify
+
+
+def eligibility(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    w = settle(
+        w,
+        ~pl.col("known_member"),
+        step="eligibility",
+        carc="31",
+        clause=pl.lit("no member ", S) + pl.col("member_number"),
+    )
+    w = settle(
+        w,
+        ~pl.col("covered") & (pl.col("service_date") < pl.col("first_start")),
+        step="eligibility",
+        carc="26",
+        clause=pl.lit("coverage begins ", S) + pl.col("first_start").cast(S),
+    )
+    w = settle(
+        w, ~pl.col("covered"), step="eligibility", carc="27", clause=pl.lit("coverage ended", S)
+    )
+    w = trace(
+        w,
+        "eligibility",
+        pl.lit("coverage ", S)
+        + pl.col("plan_key")
+        + " "
+        + pl.col("coverage_tier")
+        + " from "
+        + pl.col("start").cast(S),
+        when=OPEN,
+    )
+    grace = context.grace_periods.rename(
+        {"starts": "g_starts", "ends": "g_ends", "subsidized": "g_subsidized"}
+    )
+    hits = (
+        w.select("_row", "coverage_id", "service_date", "subsidized", "grace_pend_months")
+        .join(grace, on="coverage_id")
+        .filter(
+            (pl.col("g_starts") <= pl.col("service_date"))
+            & (pl.col("g_ends") >= pl.col("service_date"))
+            & pl.col("subsidized").fill_null(False)
+        )
+        .with_columns(
+            grace_month=(pl.col("service_date").dt.year() * 12 + pl.col("service_date").dt.month())
+            - (pl.col("g_starts").dt.year() * 12 + pl.col("g_starts").dt.month())
+            + 1
+        )
+        .filter(pl.col("grace_pend_months").list.contains(pl.col("grace_month").cast(I64)))
+        .select("_row", "grace_month")
+        .unique("_row")
+    )
+    w = w.join(hits, on="_row", how="left")
+    return settle(
+        w,
+        pl.col("grace_month").is_not_null() & ~override("approve"),
+        step="eligibility",
+        status="pended",
+        pend="grace_period",
+        clause=pl.lit("grace_period.pend_claims_in_grace_months: month ", S)
+        + pl.col("grace_month").cast(S),
+    )
+
+
+def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    w = w.with_columns(
+        network_npi=pl.when(pl.col("claim_type") == "institutional")
+        .then(pl.col("billing_npi"))
+        .otherwise(pl.col("rendering"))
+    )
+    contracts = (
+        w.select("_row", "network_npi", "network_key", "service_date")
+        .join(
+            context.contracts,
+            left_on=["network_npi", "network_key"],
+            right_on=["npi", "network_key"],
+        )
+        .filter(
+            (pl.col("start") <= pl.col("service_date"))
+            & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
+        )
+        .sort(
+            ["_row", "start", "fee_schedule_key"], descending=[False, True, False], nulls_last=True
+        )
+        .unique("_row", keep="first")
+        .select("_row", "fee_schedule_key", contract_start="start")
+    )
+    w = w.join(contracts, on="_row", how="left").with_columns(
+        in_network=pl.col("contract_start").is_not_null()
+    )
+    tier = (
+        pl.when(pl.col("oon_rule") == "any_provider")
+        .then(pl.lit("all_providers"))
+        .when(pl.col("in_network"))
+        .then(pl.lit("in_network"))
+        .otherwise(pl.lit("out_of_network"))
+    )
+    w = w.with_columns(network_tier=tier)
+    return trace(
+        w,
+        "network",
+        pl.when(pl.col("in_network"))
+        .then(
+            pl.lit("contract in ", S)
+            + pl.col("network_key")
+            + " from "
+            + pl.col("contract_start").cast(S)
+            + ", fee schedule "
+            + pl.col("fee_schedule_key").fill_null("none")
+        )
+        .otherwise(pl.lit("no contract in ", S) + pl.col("network_key").fill_null("any network")),
+        when=OPEN,
+    )
+
+
+def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    providers = context.providers.select("npi", "taxonomy_code", "name", "specialty")
+    w = w.join(
+        providers.rename(
+            {
+                "npi": "rendering",
+                "taxonomy_code": "rendering_taxonomy_r",
+                "name": "provider_name",
+                "specialty": "provider_specialty",
+            }
+        ),
+        on="rendering",
+        how="left",
+    ).join(
+        providers.select(billing_npi="npi", billing_taxonomy="taxonomy_code"),
+        on="billing_npi",
+        how="left",
+    )
+    w = w.with_columns(
+        rendering_taxonomy=pl.when(pl.col("claim_type") == "institutional")
+        .then(pl.col("billing_taxonomy"))
+        .otherwise(pl.col("rendering_taxonomy_r")),
+        age=_age(),
+    )
+    classified = classify(
+        w.select(
+            "_row",
+            "procedure_code",
+            "modifiers",
+            "revenue_code",
+            "place_of_service",
+            "rendering_taxonomy",
+            "diagnosis_codes",
+            "drug_tier",
+            "claim_type",
+            "sex",
+        )
+    )
+    w = w.join(
+        classified.select("_row", category="service_category", category_rule="category_rule"),
+        on="_row",
+    )
+    return trace(
+        w,
+        "category",
+        pl.lit("service category ", S)
+        + pl.col("category")
+        + " (rule "
+        + pl.col("category_rule")
+        + ")",
+        when=OPEN,
+    )
+
+
+def _age() -> pl.Expr:
+    born, day = pl.col("birth_date"), pl.col("service_date")
+    before_birthday = (day.dt.month() < born.dt.month()) | (
+        (day.dt.month() == born.dt.month()) & (day.dt.day() < born.dt.day())
+    )
+    return (day.dt.year() - born.dt.year() - before_birthday.cast(pl.Int32)).cast(I64)
+
+
+def emergency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    claim_er = (
+        (pl.col("emergency") | (pl.col("category") == "emergency_room")).any().over("claim_id")
+    )
+    emergency = (
+        pl.col("emergency")
+        | (pl.col("category") == "emergency_room")
+        | ((pl.col("category") == "ambulance") & claim_er)
+    )
+    w = w.with_columns(is_emergency=emergency)
+    w = w.with_columns(
+        cost_share_tier=pl.when(
+            pl.col("is_emergency") & (pl.col("network_tier") == "out_of_network")
+        )
+        .then(pl.lit("in_network"))
+        .otherwise(pl.col("network_tier"))
+    )
+    return trace(
+        w,
+        "emergency",
+        pl.lit("emergency (prudent layperson): in-network cost sharing", S),
+        when=OPEN & pl.col("is_emergency"),
+    )
+
+
+def out_of_network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    return settle(
+        w,
+        (pl.col("network_tier") == "out_of_network")
+        & ~pl.col("is_emergency")
+        & (pl.col("oon_rule") == "emergency_only"),
+        step="out_of_network",
+        carc="242",
+        clause=pl.lit("rules.out_of_network: emergency_only", S),
+    )

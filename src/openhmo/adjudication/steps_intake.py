@@ -1,0 +1,138 @@
+"""Steps 0-1: voids and replacements, staff denials, intake checks (docs/adjudication.md §3)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from openhmo.adjudication.context import Context
+from openhmo.adjudication.frame import OPEN, S, override, settle
+from openhmo.network.npi import is_valid_npi
+from openhmo.reference.icd10 import is_billable
+
+
+def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    claims = w.group_by("claim_id").agg(
+        pl.col("frequency_code").first(),
+        pl.col("replaces_claim_id").first(),
+        pl.col("received_at").first(),
+    )
+    later = claims.filter(
+        pl.col("frequency_code").is_in(["7", "8"]) & pl.col("replaces_claim_id").is_not_null()
+    )
+    gone = (
+        later.join(
+            claims.select("claim_id", original_received=pl.col("received_at")),
+            left_on="replaces_claim_id",
+            right_on="claim_id",
+        )
+        .filter(pl.col("original_received") <= pl.col("received_at"))
+        .group_by("replaces_claim_id")
+        .agg(
+            pl.col("frequency_code").sort_by("received_at").last().alias("by_frequency"),
+            pl.col("claim_id").sort_by("received_at").last().alias("by_claim"),
+        )
+    )
+    w = w.join(gone, left_on="claim_id", right_on="replaces_claim_id", how="left")
+    w = settle(
+        w,
+        pl.col("by_frequency") == "8",
+        step="frequency",
+        status="voided",
+        group=None,
+        clause=pl.lit("void (frequency 8) of claim ", S) + pl.col("by_claim"),
+    )
+    w = settle(
+        w,
+        pl.col("by_frequency") == "7",
+        step="frequency",
+        status="replaced",
+        group=None,
+        clause=pl.lit("replaced (frequency 7) by claim ", S) + pl.col("by_claim"),
+    )
+    return settle(
+        w,
+        pl.col("frequency_code") == "8",
+        step="frequency",
+        status="void",
+        group=None,
+        clause=pl.lit("void of claim ", S) + pl.col("replaces_claim_id"),
+    )
+
+
+def staff_denials(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    return settle(
+        w,
+        override("deny"),
+        step="review",
+        carc=pl.col("override_carc"),
+        clause=pl.lit("staff review: ", S) + pl.col("override_reason").fill_null(""),
+    )
+
+
+def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
+    blank = lambda c: pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")  # noqa: E731
+    missing = (
+        blank("member_number")
+        | blank("billing_npi")
+        | pl.col("service_date").is_null()
+        | pl.col("charge_cents").is_null()
+        | (pl.col("charge_cents") <= 0)
+        | (blank("procedure_code") & blank("revenue_code"))
+    )
+    w = settle(
+        w, missing, step="intake", carc="16", rarc="MA130", clause="intake: required field missing"
+    )
+    npis = pl.concat([w["billing_npi"], w["rendering"]]).drop_nulls().unique()
+    bad_npis = [n for n in npis.to_list() if not is_valid_npi(n)]
+    w = settle(
+        w,
+        pl.col("billing_npi").is_in(bad_npis) | pl.col("rendering").is_in(bad_npis),
+        step="intake",
+        carc="16",
+        rarc="N290",
+        clause="intake: NPI check digit",
+    )
+    codes = w["principal_dx"].drop_nulls().unique().to_list()
+    bad_dx = [c for c in codes if not is_billable(c)]
+    w = settle(
+        w,
+        pl.col("principal_dx").is_null() | pl.col("principal_dx").is_in(bad_dx),
+        step="intake",
+        carc="16",
+        rarc="M76",
+        clause="intake: ICD-10-CM principal diagnosis",
+    )
+    # Duplicates: the first claim (in order) to carry a line wins; other claims are OA-18.
+    key = [
+        "member_number",
+        "rendering",
+        "service_date",
+        "procedure_code",
+        "_mods",
+        "units_milli",
+        "charge_cents",
+    ]
+    w = w.with_columns(_mods=pl.col("modifiers").list.join(","))
+    first = (
+        w.filter(OPEN)
+        .sort("_order")
+        .group_by(key, maintain_order=True)
+        .agg(_first_claim=pl.col("claim_id").first())
+    )
+    w = w.join(first, on=key, how="left", nulls_equal=True)
+    w = settle(
+        w,
+        pl.col("_first_claim").is_not_null() & (pl.col("_first_claim") != pl.col("claim_id")),
+        step="intake",
+        group="OA",
+        carc="18",
+        clause=pl.lit("duplicate of claim ", S) + pl.col("_first_claim"),
+    )
+    late = (pl.col("received_date") - pl.col("service_date")).dt.total_days()
+    return settle(
+        w,
+        pl.col("covered") & (late > pl.col("timely_filing_days")),
+        step="intake",
+        carc="29",
+        clause=pl.lit("claims.timely_filing_days: ", S) + pl.col("timely_filing_days").cast(S),
+    )
