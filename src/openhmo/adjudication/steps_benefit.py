@@ -88,9 +88,11 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "plan_key", "plan_year", network_tier="tier", nc_pct="non_contracted_pct"
     )
     w = w.join(nc, on=["plan_key", "plan_year", "network_tier"], how="left")
+    # A line without a HCPCS code (room and board) is priced by its revenue code.
+    w = w.with_columns(price_code=pl.coalesce("procedure_code", "revenue_code"))
     open_lines = w.filter(OPEN)
     keys = [
-        "procedure_code",
+        "price_code",
         "_mods",
         "units_milli",
         "place_of_service",
@@ -111,7 +113,7 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         qpa.filter(pl.col("qpa_modifier").fill_null("") == "")
         .drop("qpa_modifier")
         .unique(["procedure_code", "qpa_class"]),
-        left_on=["procedure_code", "claim_type"],
+        left_on=["price_code", "claim_type"],
         right_on=["procedure_code", "qpa_class"],
         how="left",
     )
@@ -178,11 +180,11 @@ def _snapshots(context: Context) -> dict[str, FeeScheduleSnapshot]:
 
 
 def _price(row: dict, schedules: dict[str, FeeScheduleSnapshot]) -> dict:
-    if row["procedure_code"] is None or row["units_milli"] is None or row["units_milli"] <= 0:
+    if row["price_code"] is None or row["units_milli"] is None or row["units_milli"] <= 0:
         return {"price": None, "price_detail": "no procedure code or units to price"}
     modifiers = tuple(m for m in (row["_mods"] or "").split(",") if m)
     line = ServiceLine(
-        procedure_code=row["procedure_code"],
+        procedure_code=row["price_code"],
         modifiers=modifiers,
         units=Decimal(row["units_milli"]) / 1000,
         place_of_service=row["place_of_service"] or "11",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from openhmo.cli import billing, db, demo, enrollment, imports, network, plans
+from openhmo.cli import billing, db, demo, enrollment, imports, network, plans, referrals
 
 app = typer.Typer(
     name="openhmo",
@@ -18,6 +18,7 @@ app.add_typer(network.app, name="network")
 app.add_typer(enrollment.app, name="enrollment")
 app.add_typer(billing.app, name="billing")
 app.add_typer(imports.app, name="import")
+app.add_typer(referrals.app, name="referrals")
 app.command("demo")(demo.demo)
 
 

@@ -78,4 +78,5 @@ def load_all_models() -> None:
     import openhmo.enrollment.models
     import openhmo.history.models
     import openhmo.network.models
-    import openhmo.plans.models  # noqa: F401
+    import openhmo.plans.models
+    import openhmo.referrals.models  # noqa: F401

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 00:10:31.197485
+Create Date: 2026-11-23 00:41:17.721290
 """
 
 from collections.abc import Sequence
@@ -482,6 +482,65 @@ def upgrade() -> None:
         sa.UniqueConstraint("plan_year_id", "tier", name=op.f("uq_plan_premium_plan_year_id_tier")),
     )
     op.create_table(
+        "prior_authorization",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("auth_number", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("requesting_provider_id", sa.Integer(), nullable=False),
+        sa.Column("servicing_provider_id", sa.Integer(), nullable=True),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column(
+            "procedure_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "diagnosis_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("valid_to", sa.Date(), nullable=False),
+        sa.Column("units", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("status_reason", sa.Text(), nullable=False),
+        sa.Column("decided_by", sa.String(length=120), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=12), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_prior_authorization_member_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["requesting_provider_id"],
+            ["provider.id"],
+            name=op.f("fk_prior_authorization_requesting_provider_id_provider"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["servicing_provider_id"],
+            ["provider.id"],
+            name=op.f("fk_prior_authorization_servicing_provider_id_provider"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_prior_authorization")),
+        sa.UniqueConstraint("auth_number", name=op.f("uq_prior_authorization_auth_number")),
+    )
+    with op.batch_alter_table("prior_authorization", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_prior_authorization_member_id"), ["member_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_prior_authorization_requesting_provider_id"),
+            ["requesting_provider_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_prior_authorization_servicing_provider_id"),
+            ["servicing_provider_id"],
+            unique=False,
+        )
+        batch_op.create_index(batch_op.f("ix_prior_authorization_status"), ["status"], unique=False)
+
+    op.create_table(
         "provider_language",
         sa.Column("provider_id", sa.Integer(), nullable=False),
         sa.Column("language", sa.String(length=40), nullable=False),
@@ -503,6 +562,57 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("provider_id", "location_id", name=op.f("pk_provider_location")),
     )
+    op.create_table(
+        "referral",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("referral_number", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("referring_provider_id", sa.Integer(), nullable=False),
+        sa.Column("specialist_provider_id", sa.Integer(), nullable=True),
+        sa.Column("specialty_prefix", sa.String(length=10), nullable=True),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column(
+            "diagnosis_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("visits", sa.Integer(), nullable=False),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("valid_to", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("status_reason", sa.Text(), nullable=False),
+        sa.Column("decided_by", sa.String(length=120), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=12), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_referral_member_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["referring_provider_id"],
+            ["provider.id"],
+            name=op.f("fk_referral_referring_provider_id_provider"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["specialist_provider_id"],
+            ["provider.id"],
+            name=op.f("fk_referral_specialist_provider_id_provider"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_referral")),
+        sa.UniqueConstraint("referral_number", name=op.f("uq_referral_referral_number")),
+    )
+    with op.batch_alter_table("referral", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_referral_member_id"), ["member_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_referral_referring_provider_id"), ["referring_provider_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_referral_specialist_provider_id"),
+            ["specialist_provider_id"],
+            unique=False,
+        )
+        batch_op.create_index(batch_op.f("ix_referral_status"), ["status"], unique=False)
+
     op.create_table(
         "grace_period",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -563,8 +673,22 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_grace_period_coverage_id"))
 
     op.drop_table("grace_period")
+    with op.batch_alter_table("referral", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_referral_status"))
+        batch_op.drop_index(batch_op.f("ix_referral_specialist_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_referral_referring_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_referral_member_id"))
+
+    op.drop_table("referral")
     op.drop_table("provider_location")
     op.drop_table("provider_language")
+    with op.batch_alter_table("prior_authorization", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_prior_authorization_status"))
+        batch_op.drop_index(batch_op.f("ix_prior_authorization_servicing_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_prior_authorization_requesting_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_prior_authorization_member_id"))
+
+    op.drop_table("prior_authorization")
     op.drop_table("plan_premium")
     with op.batch_alter_table("pcp_assignment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pcp_assignment_provider_id"))
