@@ -76,9 +76,10 @@ def sequential(
     members: dict[tuple, int] = {}
     families: dict[tuple, int] = {}
     taken = []
-    for row in frame.select(
-        amount, *member_group, *family_group, ind_limit, fam_limit, member_start, family_start
-    ).iter_rows(named=True):
+    columns = dict.fromkeys(
+        [amount, *member_group, *family_group, ind_limit, fam_limit, member_start, family_start]
+    )
+    for row in frame.select(list(columns)).iter_rows(named=True):
         mk = tuple(row[c] for c in member_group)
         fk = tuple(row[c] for c in family_group)
         t_m = members.setdefault(mk, row[member_start])

@@ -26,7 +26,6 @@ from openhmo.adjudication.frame import I64, S
 # The steps of docs/adjudication.md §3, in order.
 STEPS = (
     steps_intake.frequency,
-    steps_intake.staff_denials,
     steps_intake.intake,
     steps_coverage.eligibility,
     steps_coverage.network,
@@ -124,7 +123,9 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.sort("_row", pl.col("in_year").fill_null(False), descending=[False, True]).unique(
         "_row", keep="first", maintain_order=True
     )
-    year_cols = [c for c in plan_tables.PLAN_YEARS if c not in ("plan_key", "plan_name")]
+    # Plan-year columns are null for a date outside every plan year; the design's own
+    # (network, rules) stay.
+    year_cols = ["plan_year", "py_index", "py_starts", "py_ends", "accumulation"]
     w = w.with_columns(
         [
             pl.when(pl.col("in_year").fill_null(False)).then(pl.col(c)).otherwise(None).alias(c)

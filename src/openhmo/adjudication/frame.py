@@ -40,6 +40,35 @@ def settle(
     )
 
 
+def pend(
+    w: pl.DataFrame,
+    condition: pl.Expr,
+    *,
+    step: str,
+    reason: str,
+    clause: pl.Expr | str,
+    approvable: bool = True,
+) -> pl.DataFrame:
+    """Pend the open lines where `condition` holds, unless staff have resolved the pend.
+
+    A staff denial denies the line here with the staff's CARC (group CO); a staff
+    approval passes the pend (docs/adjudication.md §6). An override of a line that
+    does not pend changes nothing. `approvable=False` where an approval alone cannot
+    settle the pend (pricing needs the allowed amount, which the step reads itself).
+    """
+    condition = condition.fill_null(False)
+    w = settle(
+        w,
+        condition & override("deny"),
+        step=step,
+        carc=pl.col("override_carc"),
+        clause=pl.lit("staff review: ", S) + pl.col("override_reason").fill_null(""),
+    )
+    if approvable:
+        condition = condition & ~override("approve")
+    return settle(w, condition, step=step, status="pended", pend=reason, clause=clause)
+
+
 def trace(
     w: pl.DataFrame,
     step: str,
@@ -58,4 +87,4 @@ def trace(
 
 
 def override(action: str) -> pl.Expr:
-    return pl.col("override_action") == action
+    return (pl.col("override_action") == action).fill_null(False)

@@ -12,11 +12,18 @@ from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS
 from openhmo.adjudication.frame import I64, S
 from openhmo.money import format_money
 
+# The meaning of the RARCs a CO-16 denial carries (X12 RARC list), for the explanation.
 RARC_MEANING = {
-    "MA130": "the claim is missing required information",
-    "N290": "a provider NPI is not valid",
-    "M76": "the principal diagnosis is missing or not a valid ICD-10-CM code",
+    "MA130": "Your claim contains incomplete and/or invalid information, and no appeal "
+    "rights are afforded because the claim is unprocessable. Submit a new claim with the "
+    "complete/correct information.",
+    "N290": "Missing/incomplete/invalid rendering provider primary identifier.",
+    "M76": "Missing/incomplete/invalid diagnosis or condition.",
 }
+# Lines settled by these steps never reached the network (or the category) step.
+BEFORE_NETWORK = ("frequency", "intake", "eligibility")
+BEFORE_CATEGORY = ("frequency",)
+NO_AMOUNTS = ("pended", "voided", "replaced", "void")
 
 
 def payment(w: pl.DataFrame) -> pl.DataFrame:
@@ -92,9 +99,10 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         "timely_filing_days",
         "pcp_name",
         "is_emergency",
-        "in_network",
+        "emergency_out_of_network",
         "override_reason",
         "decided_step",
+        "decided_clause",
         "end",
     ).to_dicts()
     ids, params = [], []
@@ -120,16 +128,19 @@ def _money(cents) -> str:
 
 
 def _explanation(r: dict) -> tuple[str, dict]:
-    service = r["category"] or "other"
+    service = f"category.{r['category'] or 'other'}"
     status = r["status"]
     if status in ("voided", "replaced", "void"):
         return f"explain.{status}", {}
     if status == "pended":
         return "explain.pended", {"reason": r["pend_reason"]}
     if status == "paid":
-        if r["member_share_cents"] == 0 and service in ("preventive", "screening_mammography"):
+        if r["member_share_cents"] == 0 and service in (
+            "category.preventive",
+            "category.screening_mammography",
+        ):
             return "explain.paid.preventive", {"service": service}
-        if r["is_emergency"] and not r["in_network"]:
+        if r["emergency_out_of_network"]:
             return "explain.paid.emergency_out_of_network", {
                 "service": service,
                 "plan_paid": _money(r["plan_paid_cents"]),
@@ -141,13 +152,13 @@ def _explanation(r: dict) -> tuple[str, dict]:
             "plan_paid": _money(r["plan_paid_cents"]),
             "member_share": _money(r["member_share_cents"]),
         }
-    if r["decided_step"] == "review":
+    if (r["decided_clause"] or "").startswith("staff review: "):
         return "explain.denied.by_review", {"reason": r["override_reason"] or ""}
     carc = r["carc"]
     table = {
         "16": ("explain.denied.invalid_claim", {"reason": RARC_MEANING.get(r["rarc"], "")}),
         "18": ("explain.denied.duplicate", {}),
-        "29": ("explain.denied.timely_filing", {"days": str(r["timely_filing_days"])}),
+        "29": ("explain.denied.timely_filing", {"days": r["timely_filing_days"]}),
         "31": ("explain.denied.not_a_member", {"member_number": r["member_number"] or ""}),
         "26": ("explain.denied.before_coverage", {"start": _iso(r["first_start"])}),
         "27": ("explain.denied.after_coverage", {"end": _iso(r["last_end"])}),
@@ -161,12 +172,12 @@ def _explanation(r: dict) -> tuple[str, dict]:
                 "service": service,
                 "provider": r["provider_name"] or "",
                 "specialty": r["provider_specialty"] or "",
-                "pcp": r["pcp_name"] or "",
+                "pcp": r["pcp_name"] or "explain.your_pcp",
             },
         ),
         "287": (
             "explain.denied.referral_used_up",
-            {"referral_number": r["ref_number"] or "", "visits": str(r["ref_visits"])},
+            {"referral_number": r["ref_number"] or "", "visits": r["ref_visits"]},
         ),
         "197": ("explain.denied.prior_authorization", {"service": service}),
         "96": ("explain.denied.not_covered", {"service": service}),
@@ -188,9 +199,9 @@ def decisions(w: pl.DataFrame) -> pl.DataFrame:
         pend_reason=pl.col("pend_reason"),
         network_tier=pl.col("network_tier"),
         cost_share_tier=pl.col("cost_share_tier"),
-        emergency=pl.col("is_emergency").fill_null(False),
-        referral_number=pl.col("referral_used"),
-        prior_auth_number=pl.col("auth_used"),
+        emergency=pl.col("is_emergency"),
+        referral_number=pl.col("ref_number"),
+        prior_auth_number=pl.col("auth_number"),
         trace=pl.concat_list(
             [
                 pl.col("_t"),
@@ -216,7 +227,29 @@ def decisions(w: pl.DataFrame) -> pl.DataFrame:
         "member_share_cents",
         "charge_cents",
     ):
-        out = out.with_columns(pl.col(c).fill_null(0).cast(I64))
+        out = out.with_columns(
+            pl.when(pl.col("status").is_in(NO_AMOUNTS) & (c != "charge_cents"))
+            .then(None)
+            .otherwise(pl.col(c).fill_null(0))
+            .cast(I64)
+            .alias(c)
+        )
+    early = (
+        pl.col("decided_step").is_in(BEFORE_NETWORK)
+        & pl.col("status").is_in(["denied", "pended", "voided", "replaced", "void"])
+        & ~pl.col("decided_clause").fill_null("").str.starts_with("staff review: ")
+    )
+    never_classified = pl.col("decided_step").is_in(BEFORE_CATEGORY)
+    out = out.with_columns(
+        [
+            pl.when(early).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("network_tier", "cost_share_tier", "emergency")
+        ]
+        + [
+            pl.when(never_classified).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("category", "category_rule")
+        ]
+    )
     return out.select([pl.col(c).cast(t) for c, t in DECISIONS.items()])
 
 

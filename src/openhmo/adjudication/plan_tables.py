@@ -62,7 +62,7 @@ BENEFITS = {
     "category": pl.String,
     "tier": pl.String,
     "klass": pl.String,
-    "covered": pl.Boolean,
+    "benefit_covered": pl.Boolean,
     "no_charge": pl.Boolean,
     "copay": pl.Int64,
     "copay_unit": pl.String,
@@ -98,7 +98,7 @@ def coinsurance_milli(percent: Decimal | None) -> int | None:
 
 def _cost_row(cs: CostShare) -> dict:
     return {
-        "covered": cs.covered,
+        "benefit_covered": cs.covered,
         "no_charge": cs.covered and cs.is_no_charge,
         "copay": cs.copay,
         "copay_unit": cs.copay_unit.value if cs.copay is not None else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, override, settle, trace
+from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
 
 
 def join_rules(w: pl.DataFrame, tables) -> pl.DataFrame:
@@ -67,7 +67,8 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
                 | (pl.col("claim_referral") == pl.col("ref_number"))
             )
         )
-        .sort("_row", "valid_from", "ref_number")
+        # An approved referral wins over one awaiting review; then the earliest.
+        .sort("_row", pl.col("ref_status") != "approved", "valid_from", "ref_number")
         .unique("_row", keep="first")
         .select("_row", "ref_number", "ref_status", ref_visits="visits")
     )
@@ -80,17 +81,15 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         rarc="N54",
         clause=pl.lit("referrals.required_for: a referral from the PCP is required", S),
     )
-    w = settle(
+    w = pend(
         w,
-        pl.col("referral_needed_now")
-        & (pl.col("ref_status") == "requested")
-        & ~override("approve"),
+        pl.col("referral_needed_now") & (pl.col("ref_status") == "requested"),
         step="referral",
-        status="pended",
-        pend="referral_review",
+        reason="referral_review",
         clause=pl.lit("referral ", S) + pl.col("ref_number") + " awaits review",
     )
-    counted = w.filter(OPEN & pl.col("referral_needed_now") & pl.col("ref_number").is_not_null())
+    # Only an approved referral's visits are counted (a staff-approved pend is not).
+    counted = w.filter(OPEN & pl.col("referral_needed_now") & (pl.col("ref_status") == "approved"))
     if counted.height:
         start = context.referral_usage.rename(
             {"referral_number": "ref_number", "used": "ref_start"}
@@ -166,7 +165,7 @@ def prior_authorization(w: pl.DataFrame, context: Context, tables) -> pl.DataFra
             )
             & (pl.col("claim_auth").is_null() | (pl.col("claim_auth") == pl.col("auth_number")))
         )
-        .sort("_row", "pa_from", "auth_number")
+        .sort("_row", pl.col("pa_status") != "approved", "pa_from", "auth_number")
         .unique("_row", keep="first")
         .select("_row", "auth_number", "pa_status")
     )
@@ -178,12 +177,11 @@ def prior_authorization(w: pl.DataFrame, context: Context, tables) -> pl.DataFra
         carc="197",
         clause=pl.lit("prior_authorization: ", S) + pl.col("category"),
     )
-    w = settle(
+    w = pend(
         w,
-        pl.col("auth_needed_now") & (pl.col("pa_status") == "requested") & ~override("approve"),
+        pl.col("auth_needed_now") & (pl.col("pa_status") == "requested"),
         step="prior_authorization",
-        status="pended",
-        pend="prior_auth_review",
+        reason="prior_auth_review",
         clause=pl.lit("prior authorization ", S) + pl.col("auth_number") + " awaits review",
     )
     w = w.with_columns(

@@ -7,7 +7,7 @@ from decimal import Decimal
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, override, settle, trace
+from openhmo.adjudication.frame import I64, OPEN, S, override, pend, settle, trace
 from openhmo.adjudication.steps_authorization import visit_index
 from openhmo.money import format_money
 from openhmo.network.pricing import (
@@ -41,7 +41,7 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     w = settle(
         w,
-        ~pl.col("covered").fill_null(False),
+        ~pl.col("benefit_covered").fill_null(False),
         step="benefit",
         carc="204",
         clause=pl.coalesce(
@@ -64,10 +64,11 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
         )
         limited = limited.with_columns(
-            limit_used=pl.when(pl.col("limit_unit") == "days")
-            .then(pl.col("_days").cum_sum().over(over))
-            .otherwise(visit_index(over))
-            + pl.col("limit_start").fill_null(0)
+            limit_used=visit_index(over) + pl.col("limit_start").fill_null(0)
+        )
+        days = _days_used(limited.filter(pl.col("limit_unit") == "days"), over)
+        limited = limited.join(days, on="_row", how="left").with_columns(
+            limit_used=pl.coalesce("_days_used", "limit_used")
         )
         w = w.join(limited.select("_row", "limit_used"), on="_row", how="left")
     else:
@@ -82,12 +83,28 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     return trace(w, "benefit", pl.col("benefit_clause"), when=OPEN)
 
 
+def _days_used(lines: pl.DataFrame, over: list[str]) -> pl.DataFrame:
+    """Days used through each line, one line at a time: a line whose days do not fit in
+    what is left is denied whole and takes none, so a later, shorter line may still fit
+    (which no running sum can say). Day limits are rare, their lines few."""
+    used: dict[tuple, int] = {}
+    rows, out = lines.select("_row", *over, "_days", "limit_start", "limit_count"), []
+    for row in rows.iter_rows(named=True):
+        key = tuple(row[c] for c in over)
+        before = used.setdefault(key, row["limit_start"] or 0)
+        after = before + row["_days"]
+        if after <= row["limit_count"]:
+            used[key] = after
+        out.append({"_row": row["_row"], "_days_used": after})
+    return pl.DataFrame(out, schema={"_row": lines.schema["_row"], "_days_used": I64})
+
+
 def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     schedules = _snapshots(context)
     nc = tables["tiers"].select(
-        "plan_key", "plan_year", network_tier="tier", nc_pct="non_contracted_pct"
+        "plan_key", "plan_year", pricing_tier="tier", nc_pct="non_contracted_pct"
     )
-    w = w.join(nc, on=["plan_key", "plan_year", "network_tier"], how="left")
+    w = w.join(nc, on=["plan_key", "plan_year", "pricing_tier"], how="left")
     # A line without a HCPCS code (room and board) is priced by its revenue code.
     w = w.with_columns(price_code=pl.coalesce("procedure_code", "revenue_code"))
     open_lines = w.filter(OPEN)
@@ -106,46 +123,31 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     priced = [{**row, **_price(row, schedules)} for row in combos.iter_rows(named=True)]
     schema = {k: w.schema[k] for k in keys} | {"price": I64, "price_detail": S}
     w = w.join(pl.DataFrame(priced, schema=schema), on=keys, how="left", nulls_equal=True)
-    qpa = context.qpa.rename(
-        {"amount_cents": "qpa_cents", "modifier": "qpa_modifier", "billing_class": "qpa_class"}
-    )
-    w = w.join(
-        qpa.filter(pl.col("qpa_modifier").fill_null("") == "")
-        .drop("qpa_modifier")
-        .unique(["procedure_code", "qpa_class"]),
-        left_on=["price_code", "claim_type"],
-        right_on=["procedure_code", "qpa_class"],
-        how="left",
-    )
-    emergency_oon = (
-        pl.col("is_emergency")
-        & ~pl.col("in_network")
-        & (pl.col("network_tier") == "out_of_network")
-    )
-    price = (
-        pl.when(override("approve") & pl.col("override_allowed").is_not_null())
-        .then(pl.col("override_allowed"))
-        .when(emergency_oon)
-        .then(pl.col("qpa_cents"))
-        .otherwise(pl.col("price"))
-    )
-    detail = (
-        pl.when(override("approve") & pl.col("override_allowed").is_not_null())
-        .then(pl.lit("priced by staff review: ", S) + pl.col("override_reason").fill_null(""))
-        .when(emergency_oon)
+    w = _with_qpa(w, context)
+    emergency_oon = pl.col("emergency_out_of_network")
+    computed = pl.when(emergency_oon).then(pl.col("qpa_cents")).otherwise(pl.col("price"))
+    computed_detail = (
+        pl.when(emergency_oon)
         .then(
             pl.lit("recognized amount: lesser of the charge and the QPA ", S)
             + pl.col("qpa_cents").map_elements(format_money, return_dtype=S)
         )
+        .otherwise(pl.col("price_detail"))
     )
-    w = w.with_columns(_price=price, _price_detail=detail.otherwise(pl.col("price_detail")))
-    w = settle(
+    # Staff's allowed amount applies to a line that could not be priced (§6).
+    by_staff = override("approve") & pl.col("override_allowed").is_not_null() & computed.is_null()
+    price = pl.when(by_staff).then(pl.col("override_allowed")).otherwise(computed)
+    detail = pl.when(by_staff).then(
+        pl.lit("priced by staff review: ", S) + pl.col("override_reason").fill_null("")
+    )
+    w = w.with_columns(_price=price, _price_detail=detail.otherwise(computed_detail))
+    w = pend(
         w,
         pl.col("_price").is_null(),
         step="pricing",
-        status="pended",
-        pend="pricing",
+        reason="pricing",
         clause=pl.coalesce(pl.col("price_detail"), pl.lit("no allowed amount", S)),
+        approvable=False,
     )
     w = w.with_columns(
         allowed_cents=pl.when(OPEN)
@@ -153,6 +155,36 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .otherwise(pl.lit(0, I64))
     )
     return trace(w, "pricing", pl.col("_price_detail"), when=OPEN)
+
+
+def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
+    """Add `qpa_cents`: the QPA of the line's code times its units, rounded half up.
+
+    The QPA row is found like a fee rate: the line's modifiers in order, then none; the
+    claim type as billing class, then none.
+    """
+    table = {
+        (r["procedure_code"], r["modifier"] or "", r["billing_class"] or ""): r["amount_cents"]
+        for r in context.qpa.iter_rows(named=True)
+    }
+    keys = ["price_code", "_mods", "claim_type", "units_milli"]
+    rows = []
+    for row in (
+        w.filter(pl.col("emergency_out_of_network").fill_null(False))
+        .select(keys)
+        .unique()
+        .iter_rows(named=True)
+    ):
+        found = None
+        for modifier in (*(m for m in (row["_mods"] or "").split(",") if m), ""):
+            for klass in (row["claim_type"] or "", ""):
+                found = (
+                    found if found is not None else table.get((row["price_code"], modifier, klass))
+                )
+        total = None if found is None else (found * row["units_milli"] + 500) // 1000
+        rows.append({**row, "qpa_cents": total})
+    schema = {k: w.schema[k] for k in keys} | {"qpa_cents": I64}
+    return w.join(pl.DataFrame(rows, schema=schema), on=keys, how="left", nulls_equal=True)
 
 
 def _snapshots(context: Context) -> dict[str, FeeScheduleSnapshot]:

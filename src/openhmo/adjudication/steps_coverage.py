@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, override, settle, trace
+from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
 from openhmo.categories.classifier import classify
 
 
@@ -59,12 +59,11 @@ def eligibility(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .unique("_row")
     )
     w = w.join(hits, on="_row", how="left")
-    return settle(
+    return pend(
         w,
-        pl.col("grace_month").is_not_null() & ~override("approve"),
+        pl.col("grace_month").is_not_null(),
         step="eligibility",
-        status="pended",
-        pend="grace_period",
+        reason="grace_period",
         clause=pl.lit("grace_period.pend_claims_in_grace_months: month ", S)
         + pl.col("grace_month").cast(S),
     )
@@ -96,14 +95,16 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.join(contracts, on="_row", how="left").with_columns(
         in_network=pl.col("contract_start").is_not_null()
     )
+    # The provider's real network status; a plan with one tier for every provider
+    # prices and shares costs on `all_providers` (cost_share_tier, pricing_tier).
     tier = (
-        pl.when(pl.col("oon_rule") == "any_provider")
-        .then(pl.lit("all_providers"))
-        .when(pl.col("in_network"))
-        .then(pl.lit("in_network"))
-        .otherwise(pl.lit("out_of_network"))
+        pl.when(pl.col("in_network")).then(pl.lit("in_network")).otherwise(pl.lit("out_of_network"))
     )
-    w = w.with_columns(network_tier=tier)
+    any_provider = pl.col("oon_rule") == "any_provider"
+    w = w.with_columns(
+        network_tier=tier,
+        pricing_tier=pl.when(any_provider).then(pl.lit("all_providers")).otherwise(tier),
+    )
     return trace(
         w,
         "network",
@@ -194,11 +195,13 @@ def emergency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     w = w.with_columns(is_emergency=emergency)
     w = w.with_columns(
-        cost_share_tier=pl.when(
-            pl.col("is_emergency") & (pl.col("network_tier") == "out_of_network")
-        )
+        emergency_out_of_network=pl.col("is_emergency")
+        & (pl.col("pricing_tier") == "out_of_network")
+    )
+    w = w.with_columns(
+        cost_share_tier=pl.when(pl.col("emergency_out_of_network"))
         .then(pl.lit("in_network"))
-        .otherwise(pl.col("network_tier"))
+        .otherwise(pl.col("pricing_tier"))
     )
     return trace(
         w,

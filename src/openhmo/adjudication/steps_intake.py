@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import OPEN, S, override, settle
+from openhmo.adjudication.frame import OPEN, S, settle
 from openhmo.network.npi import is_valid_npi
 from openhmo.reference.icd10 import is_billable
 
@@ -25,7 +25,7 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             left_on="replaces_claim_id",
             right_on="claim_id",
         )
-        .filter(pl.col("original_received") <= pl.col("received_at"))
+        .filter(pl.col("original_received") < pl.col("received_at"))
         .group_by("replaces_claim_id")
         .agg(
             pl.col("frequency_code").sort_by("received_at").last().alias("by_frequency"),
@@ -56,16 +56,6 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         status="void",
         group=None,
         clause=pl.lit("void of claim ", S) + pl.col("replaces_claim_id"),
-    )
-
-
-def staff_denials(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    return settle(
-        w,
-        override("deny"),
-        step="review",
-        carc=pl.col("override_carc"),
-        clause=pl.lit("staff review: ", S) + pl.col("override_reason").fill_null(""),
     )
 
 
