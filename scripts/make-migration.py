@@ -5,6 +5,7 @@ It upgrades a scratch SQLite database to head, then autogenerates the next revis
 into src/openhmo/db/migrations/versions. Read the result before committing it.
 """
 
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,10 @@ def main() -> None:
             existing = sorted(MIGRATIONS_DIR.joinpath("versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
             rev_id = f"{len(existing) + 1:04d}"
             command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+    # The generated file is formatted like the rest of the code.
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", str(MIGRATIONS_DIR / "versions")], check=False
+    )
 
 
 if __name__ == "__main__":

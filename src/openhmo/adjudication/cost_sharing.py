@@ -21,10 +21,12 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
     )
     pay = pay.with_columns(
+        # The visit's (stay's) copay is owed by its first line whose cost share charges a
+        # copay by the visit (stay); days count only lines charged by the day.
         _first_visit=pl.col("_order")
-        == pl.col("_order").min().over(["claim_id", "service_date", "category"]),
-        _first_stay=pl.col("_order") == pl.col("_order").min().over(["claim_id", "category"]),
-        _days_before=pl.col("_days").cum_sum().over(["claim_id", "category"]) - pl.col("_days"),
+        == _first_with_copay("visit", ["claim_id", "service_date", "category"]),
+        _first_stay=pl.col("_order") == _first_with_copay("stay", ["claim_id", "category"]),
+        _days_before=_day_lines().cum_sum().over(["claim_id", "category"]) - _day_lines(),
     )
     copay_units = (
         pl.when(pl.col("copay").is_null())
@@ -124,6 +126,16 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         pl.col("_oop_note"),
         when=pl.col("paying") & (pl.col("_oop_take") < pl.col("_share")),
     )
+
+
+def _first_with_copay(unit: str, keys: list[str]) -> pl.Expr:
+    """The order of the first line among `keys` whose copay is charged by `unit`."""
+    charged = pl.col("copay").is_not_null() & (pl.col("copay_unit") == unit)
+    return pl.when(charged).then(pl.col("_order")).min().over(keys)
+
+
+def _day_lines() -> pl.Expr:
+    return pl.when(pl.col("copay_unit") == "day").then(pl.col("_days")).otherwise(0)
 
 
 def _pool(tables) -> pl.Expr:

@@ -103,6 +103,8 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             m_family_id=pl.col("family_id").first(),
             first_start=pl.col("start").min(),
             m_name=pl.col("name").first(),
+            m_sex=pl.col("sex").first(),
+            m_birth_date=pl.col("birth_date").first(),
             last_end=pl.col("end").max(),
             any_open=pl.col("end").is_null().any(),
         )
@@ -114,6 +116,8 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         member_id=pl.coalesce("member_id", "m_member_id"),
         family_id=pl.coalesce("family_id", "m_family_id"),
         member_name=pl.coalesce("name", "m_name"),
+        sex=pl.coalesce("sex", "m_sex"),
+        birth_date=pl.coalesce("birth_date", "m_birth_date"),
     )
     # The plan year of the design containing the service date.
     w = w.join(tables["plan_years"], on="plan_key", how="left").with_columns(

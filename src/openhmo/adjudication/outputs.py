@@ -103,6 +103,9 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         "override_reason",
         "decided_step",
         "decided_clause",
+        "cost_share_tier",
+        "no_charge",
+        "deductible_rule",
         "end",
     ).to_dicts()
     ids, params = [], []
@@ -135,9 +138,11 @@ def _explanation(r: dict) -> tuple[str, dict]:
     if status == "pended":
         return "explain.pended", {"reason": r["pend_reason"]}
     if status == "paid":
-        if r["member_share_cents"] == 0 and service in (
-            "category.preventive",
-            "category.screening_mammography",
+        if (
+            service in ("category.preventive", "category.screening_mammography")
+            and r["cost_share_tier"] in ("in_network", "all_providers")
+            and r["no_charge"]
+            and r["deductible_rule"] == "no_deductible"
         ):
             return "explain.paid.preventive", {"service": service}
         if r["emergency_out_of_network"]:
@@ -234,10 +239,8 @@ def decisions(w: pl.DataFrame) -> pl.DataFrame:
             .cast(I64)
             .alias(c)
         )
-    early = (
-        pl.col("decided_step").is_in(BEFORE_NETWORK)
-        & pl.col("status").is_in(["denied", "pended", "voided", "replaced", "void"])
-        & ~pl.col("decided_clause").fill_null("").str.starts_with("staff review: ")
+    early = pl.col("decided_step").is_in(BEFORE_NETWORK) & pl.col("status").is_in(
+        ["denied", "pended", "voided", "replaced", "void"]
     )
     never_classified = pl.col("decided_step").is_in(BEFORE_CATEGORY)
     out = out.with_columns(

@@ -86,6 +86,14 @@ CATEGORY_RULES = {
 }
 
 
+PLAN_CATEGORY_RULES = {
+    "plan_key": pl.String,
+    "category": pl.String,
+    "plan_referral_needed": pl.Boolean,
+    "plan_prior_auth_needed": pl.Boolean,
+}
+
+
 def coinsurance_milli(percent: Decimal | None) -> int | None:
     """A percent as thousandths of a percent (20% -> 20000), exactly."""
     if percent is None:
@@ -111,8 +119,23 @@ def _cost_row(cs: CostShare) -> dict:
 
 
 def build(designs: dict[str, PlanDesign]) -> dict[str, pl.DataFrame]:
-    years, tiers, benefits, rules = [], [], [], []
+    years, tiers, benefits, rules, plan_rules = [], [], [], [], []
     for key, design in designs.items():
+        # What the design says of a category whatever the plan year (a covered date
+        # outside every plan year still meets the plan's referral and authorization rules).
+        for category in ServiceCategory:
+            plan_rules.append(
+                {
+                    "plan_key": key,
+                    "category": category.value,
+                    "plan_referral_needed": (
+                        design.rules.referral_required
+                        and category in design.referrals.required_for
+                        and category not in design.referrals.direct_access
+                    ),
+                    "plan_prior_auth_needed": category in design.prior_authorization,
+                }
+            )
         for index, plan_year in enumerate(design.plan_years):
             base = {"plan_key": key, "plan_year": plan_year.year}
             years.append(
@@ -210,6 +233,7 @@ def build(designs: dict[str, PlanDesign]) -> dict[str, pl.DataFrame]:
         "tiers": pl.DataFrame(tiers, schema=TIERS),
         "benefits": pl.DataFrame(benefits, schema=BENEFITS),
         "category_rules": pl.DataFrame(rules, schema=CATEGORY_RULES),
+        "plan_category_rules": pl.DataFrame(plan_rules, schema=PLAN_CATEGORY_RULES),
     }
 
 

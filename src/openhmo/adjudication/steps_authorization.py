@@ -9,7 +9,12 @@ from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
 
 
 def join_rules(w: pl.DataFrame, tables) -> pl.DataFrame:
-    return w.join(tables["category_rules"], on=["plan_key", "plan_year", "category"], how="left")
+    w = w.join(tables["category_rules"], on=["plan_key", "plan_year", "category"], how="left")
+    w = w.join(tables["plan_category_rules"], on=["plan_key", "category"], how="left")
+    return w.with_columns(
+        referral_needed=pl.coalesce("referral_needed", "plan_referral_needed"),
+        prior_auth_needed=pl.coalesce("prior_auth_needed", "plan_prior_auth_needed"),
+    )
 
 
 def visit_index(over: list[str]) -> pl.Expr:

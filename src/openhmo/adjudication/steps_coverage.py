@@ -185,11 +185,11 @@ def _age() -> pl.Expr:
 
 
 def emergency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    claim_er = (
-        (pl.col("emergency") | (pl.col("category") == "emergency_room")).any().over("claim_id")
-    )
+    # The emergency indicator is the claim's (any of its lines may carry it).
+    indicator = pl.col("emergency").any().over("claim_id")
+    claim_er = indicator | (pl.col("category") == "emergency_room").any().over("claim_id")
     emergency = (
-        pl.col("emergency")
+        indicator
         | (pl.col("category") == "emergency_room")
         | ((pl.col("category") == "ambulance") & claim_er)
     )

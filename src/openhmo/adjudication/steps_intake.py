@@ -11,10 +11,15 @@ from openhmo.reference.icd10 import is_billable
 
 
 def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    claims = w.group_by("claim_id").agg(
-        pl.col("frequency_code").first(),
-        pl.col("replaces_claim_id").first(),
-        pl.col("received_at").first(),
+    # Claim-level fields as the claim's first line carries them.
+    claims = (
+        w.sort("claim_id", "line_number")
+        .group_by("claim_id", maintain_order=True)
+        .agg(
+            pl.col("frequency_code").first(),
+            pl.col("replaces_claim_id").first(),
+            pl.col("received_at").first(),
+        )
     )
     later = claims.filter(
         pl.col("frequency_code").is_in(["7", "8"]) & pl.col("replaces_claim_id").is_not_null()
@@ -28,11 +33,24 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .filter(pl.col("original_received") < pl.col("received_at"))
         .group_by("replaces_claim_id")
         .agg(
-            pl.col("frequency_code").sort_by("received_at").last().alias("by_frequency"),
-            pl.col("claim_id").sort_by("received_at").last().alias("by_claim"),
+            # The latest received decides; at the same moment, the higher claim id.
+            pl.col("frequency_code")
+            .sort_by(["received_at", "claim_id"])
+            .last()
+            .alias("by_frequency"),
+            pl.col("claim_id").sort_by(["received_at", "claim_id"]).last().alias("by_claim"),
         )
     )
     w = w.join(gone, left_on="claim_id", right_on="replaces_claim_id", how="left")
+    # A void is a void, whatever later claims say of it.
+    w = settle(
+        w,
+        pl.col("frequency_code") == "8",
+        step="frequency",
+        status="void",
+        group=None,
+        clause=pl.lit("void of claim ", S) + pl.col("replaces_claim_id"),
+    )
     w = settle(
         w,
         pl.col("by_frequency") == "8",
@@ -41,21 +59,13 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         group=None,
         clause=pl.lit("void (frequency 8) of claim ", S) + pl.col("by_claim"),
     )
-    w = settle(
+    return settle(
         w,
         pl.col("by_frequency") == "7",
         step="frequency",
         status="replaced",
         group=None,
         clause=pl.lit("replaced (frequency 7) by claim ", S) + pl.col("by_claim"),
-    )
-    return settle(
-        w,
-        pl.col("frequency_code") == "8",
-        step="frequency",
-        status="void",
-        group=None,
-        clause=pl.lit("void of claim ", S) + pl.col("replaces_claim_id"),
     )
 
 

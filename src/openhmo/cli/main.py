@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from openhmo.cli import billing, db, demo, enrollment, imports, network, plans, referrals
+from openhmo.cli import billing, claims, db, demo, enrollment, imports, network, plans, referrals
 
 app = typer.Typer(
     name="openhmo",
@@ -19,6 +19,7 @@ app.add_typer(enrollment.app, name="enrollment")
 app.add_typer(billing.app, name="billing")
 app.add_typer(imports.app, name="import")
 app.add_typer(referrals.app, name="referrals")
+app.add_typer(claims.app, name="claims")
 app.command("demo")(demo.demo)
 
 

@@ -75,6 +75,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 def load_all_models() -> None:
     """Import every package's models so Base.metadata knows the whole schema."""
     import openhmo.billing.models
+    import openhmo.claims.models
     import openhmo.enrollment.models
     import openhmo.history.models
     import openhmo.network.models

@@ -41,9 +41,11 @@ from openhmo.enrollment.service import (
     enroll_subscriber,
 )
 from openhmo.history.record import record_change
+from openhmo.money import parse_money
 from openhmo.network.importers.nppes import import_nppes
 from openhmo.network.models import Location, Provider, ProviderLocation
 from openhmo.network.npi import make_npi
+from openhmo.network.pricing import Rate, RateKey
 from openhmo.network.service import save_fee_schedule
 from openhmo.network.taxonomy import roles_of
 from openhmo.plans.loader import example_designs, load_design
@@ -204,6 +206,12 @@ class DemoBuilder:
                 )
         advance = self.progress("Provider network", sum(len(r) for r in rows.values()))
         with transaction(self.engine) as session:
+            rates = {
+                RateKey(code): Rate(
+                    parse_money(amount), "per_diem" if code == "0120" else "per_unit"
+                )
+                for code, amount in spec["per_code_rates"].items()
+            }
             for s in spec["fee_schedules"]:
                 save_fee_schedule(
                     session,
@@ -212,6 +220,7 @@ class DemoBuilder:
                     method=s["method"],
                     percent=Decimal(s["percent"]),
                     medicare_locality=s["locality"],
+                    rates=rates,
                     actor=ACTOR,
                     reason="demo fee schedule",
                 )

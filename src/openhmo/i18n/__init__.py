@@ -22,10 +22,25 @@ class MissingMessage(KeyError):
     """A message id the catalogue does not have."""
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice: two writers of one message id must not collide."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"message id {key!r} is defined twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
     text = resources.files(__package__).joinpath("catalogue.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_UniqueKeys)
 
 
 def placeholders(template: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 00:41:17.721290
+Create Date: 2026-11-23 01:09:41.942264
 """
 
 from collections.abc import Sequence
@@ -98,6 +98,115 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan")),
         sa.UniqueConstraint("plan_key", name=op.f("uq_plan_plan_key")),
     )
+    op.create_table(
+        "accumulator",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("family_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=True),
+        sa.Column("holder", sa.BigInteger(), nullable=False),
+        sa.Column("plan_key", sa.String(length=64), nullable=False),
+        sa.Column("plan_year", sa.Integer(), nullable=False),
+        sa.Column("pool", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_accumulator_family_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_accumulator_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accumulator")),
+        sa.UniqueConstraint(
+            "family_id",
+            "holder",
+            "plan_key",
+            "plan_year",
+            "pool",
+            "kind",
+            name="uq_accumulator_key",
+        ),
+    )
+    op.create_table(
+        "accumulator_carry_in",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("family_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=True),
+        sa.Column("holder", sa.BigInteger(), nullable=False),
+        sa.Column("plan_key", sa.String(length=64), nullable=False),
+        sa.Column("plan_year", sa.Integer(), nullable=False),
+        sa.Column("pool", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_accumulator_carry_in_family_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_accumulator_carry_in_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accumulator_carry_in")),
+        sa.UniqueConstraint(
+            "family_id",
+            "holder",
+            "plan_key",
+            "plan_year",
+            "pool",
+            "kind",
+            name="uq_accumulator_carry_in_key",
+        ),
+    )
+    op.create_table(
+        "claim",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("claim_id", sa.String(length=20), nullable=False),
+        sa.Column("patient_control_number", sa.String(length=38), nullable=False),
+        sa.Column("member_number", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=True),
+        sa.Column("family_id", sa.Integer(), nullable=True),
+        sa.Column("billing_npi", sa.String(length=10), nullable=False),
+        sa.Column("rendering_npi", sa.String(length=10), nullable=True),
+        sa.Column("claim_type", sa.String(length=16), nullable=False),
+        sa.Column("frequency_code", sa.String(length=1), nullable=False),
+        sa.Column("replaces_claim_id", sa.String(length=20), nullable=True),
+        sa.Column("place_of_service", sa.String(length=2), nullable=True),
+        sa.Column(
+            "diagnosis_codes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("referral_number", sa.String(length=20), nullable=True),
+        sa.Column("prior_auth_number", sa.String(length=20), nullable=True),
+        sa.Column("emergency", sa.Boolean(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("total_charge_cents", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("source", sa.String(length=40), nullable=False),
+        sa.Column("submitter", sa.String(length=120), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("content_digest", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_claim_family_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_claim_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_claim")),
+        sa.UniqueConstraint("claim_id", name=op.f("uq_claim_claim_id")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_claim_idempotency_key")),
+    )
+    with op.batch_alter_table("claim", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_claim_billing_npi"), ["billing_npi"], unique=False)
+        batch_op.create_index(batch_op.f("ix_claim_family_id"), ["family_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_claim_member_id"), ["member_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_claim_member_number"), ["member_number"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_claim_replaces_claim_id"), ["replaces_claim_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_claim_status"), ["status"], unique=False)
+
     op.create_table(
         "coverage",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -306,6 +415,79 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "referral_usage",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("referral_number", sa.String(length=20), nullable=False),
+        sa.Column("family_id", sa.Integer(), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_referral_usage_family_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_referral_usage")),
+        sa.UniqueConstraint("referral_number", name=op.f("uq_referral_usage_referral_number")),
+    )
+    with op.batch_alter_table("referral_usage", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_referral_usage_family_id"), ["family_id"], unique=False
+        )
+
+    op.create_table(
+        "visit_usage",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("family_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("plan_year", sa.Integer(), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_visit_usage_family_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_visit_usage_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_visit_usage")),
+        sa.UniqueConstraint(
+            "member_id",
+            "plan_year",
+            "category",
+            name=op.f("uq_visit_usage_member_id_plan_year_category"),
+        ),
+    )
+    with op.batch_alter_table("visit_usage", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_visit_usage_family_id"), ["family_id"], unique=False)
+
+    op.create_table(
+        "visit_usage_carry_in",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("family_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("plan_year", sa.Integer(), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["family_id"], ["member.id"], name=op.f("fk_visit_usage_carry_in_family_id_member")
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["member.id"], name=op.f("fk_visit_usage_carry_in_member_id_member")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_visit_usage_carry_in")),
+        sa.UniqueConstraint(
+            "member_id",
+            "plan_year",
+            "category",
+            name=op.f("uq_visit_usage_carry_in_member_id_plan_year_category"),
+        ),
+    )
+    with op.batch_alter_table("visit_usage_carry_in", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_visit_usage_carry_in_family_id"), ["family_id"], unique=False
+        )
+
+    op.create_table(
         "change_history",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -338,6 +520,57 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_change_history_member_id"), ["member_id"], unique=False
         )
+
+    op.create_table(
+        "claim_line",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("claim_id", sa.Integer(), nullable=False),
+        sa.Column("line_number", sa.Integer(), nullable=False),
+        sa.Column("service_date", sa.Date(), nullable=False),
+        sa.Column("procedure_code", sa.String(length=12), nullable=True),
+        sa.Column(
+            "modifiers",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("revenue_code", sa.String(length=4), nullable=True),
+        sa.Column("units", sa.Numeric(precision=12, scale=3), nullable=False),
+        sa.Column("charge_cents", sa.BigInteger(), nullable=False),
+        sa.Column("place_of_service", sa.String(length=2), nullable=True),
+        sa.Column("rendering_npi", sa.String(length=10), nullable=True),
+        sa.Column("drug_tier", sa.String(length=24), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["claim_id"], ["claim.id"], name=op.f("fk_claim_line_claim_id_claim")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_claim_line")),
+        sa.UniqueConstraint(
+            "claim_id", "line_number", name=op.f("uq_claim_line_claim_id_line_number")
+        ),
+    )
+    with op.batch_alter_table("claim_line", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_claim_line_claim_id"), ["claim_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_claim_line_service_date"), ["service_date"], unique=False
+        )
+
+    op.create_table(
+        "claim_override",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("claim_id", sa.Integer(), nullable=False),
+        sa.Column("line_number", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=8), nullable=False),
+        sa.Column("carc", sa.String(length=8), nullable=True),
+        sa.Column("allowed_cents", sa.BigInteger(), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["claim_id"], ["claim.id"], name=op.f("fk_claim_override_claim_id_claim")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_claim_override")),
+    )
+    with op.batch_alter_table("claim_override", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_claim_override_claim_id"), ["claim_id"], unique=False)
 
     op.create_table(
         "contract",
@@ -638,6 +871,74 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "line_decision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("line_id", sa.Integer(), nullable=False),
+        sa.Column("claim_id", sa.Integer(), nullable=False),
+        sa.Column("line_number", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.BigInteger(), nullable=True),
+        sa.Column("family_id", sa.BigInteger(), nullable=True),
+        sa.Column("plan_key", sa.String(length=64), nullable=True),
+        sa.Column("plan_year", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("pend_reason", sa.String(length=24), nullable=True),
+        sa.Column("category", sa.String(length=40), nullable=True),
+        sa.Column("category_rule", sa.String(length=80), nullable=True),
+        sa.Column("network_tier", sa.String(length=16), nullable=True),
+        sa.Column("cost_share_tier", sa.String(length=16), nullable=True),
+        sa.Column("emergency", sa.Boolean(), nullable=True),
+        sa.Column("charge_cents", sa.BigInteger(), nullable=False),
+        sa.Column("allowed_cents", sa.BigInteger(), nullable=True),
+        sa.Column("plan_paid_cents", sa.BigInteger(), nullable=True),
+        sa.Column("deductible_cents", sa.BigInteger(), nullable=True),
+        sa.Column("copay_cents", sa.BigInteger(), nullable=True),
+        sa.Column("coinsurance_cents", sa.BigInteger(), nullable=True),
+        sa.Column("member_share_cents", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "adjustments",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "trace",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("explanation_id", sa.String(length=80), nullable=False),
+        sa.Column(
+            "explanation_params",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("referral_number", sa.String(length=20), nullable=True),
+        sa.Column("prior_auth_number", sa.String(length=20), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("superseded_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["claim_id"], ["claim.id"], name=op.f("fk_line_decision_claim_id_claim")
+        ),
+        sa.ForeignKeyConstraint(
+            ["line_id"], ["claim_line.id"], name=op.f("fk_line_decision_line_id_claim_line")
+        ),
+        sa.ForeignKeyConstraint(
+            ["superseded_by"],
+            ["line_decision.id"],
+            name=op.f("fk_line_decision_superseded_by_line_decision"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_line_decision")),
+    )
+    with op.batch_alter_table("line_decision", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_line_decision_claim_id"), ["claim_id"], unique=False)
+        batch_op.create_index(
+            "ix_line_decision_current", ["line_id", "superseded_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_line_decision_family_id"), ["family_id"], unique=False)
+        batch_op.create_index("ix_line_decision_queue", ["status", "superseded_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_line_decision_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
         "payment_allocation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("payment_id", sa.Integer(), nullable=False),
@@ -669,6 +970,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_payment_allocation_invoice_id"))
 
     op.drop_table("payment_allocation")
+    with op.batch_alter_table("line_decision", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_line_decision_run_id"))
+        batch_op.drop_index("ix_line_decision_queue")
+        batch_op.drop_index(batch_op.f("ix_line_decision_family_id"))
+        batch_op.drop_index("ix_line_decision_current")
+        batch_op.drop_index(batch_op.f("ix_line_decision_claim_id"))
+
+    op.drop_table("line_decision")
     with op.batch_alter_table("grace_period", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_grace_period_coverage_id"))
 
@@ -714,12 +1023,33 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contract_network_id"))
 
     op.drop_table("contract")
+    with op.batch_alter_table("claim_override", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_claim_override_claim_id"))
+
+    op.drop_table("claim_override")
+    with op.batch_alter_table("claim_line", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_claim_line_service_date"))
+        batch_op.drop_index(batch_op.f("ix_claim_line_claim_id"))
+
+    op.drop_table("claim_line")
     with op.batch_alter_table("change_history", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_change_history_member_id"))
         batch_op.drop_index("ix_change_history_entity")
         batch_op.drop_index(batch_op.f("ix_change_history_coverage_id"))
 
     op.drop_table("change_history")
+    with op.batch_alter_table("visit_usage_carry_in", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_visit_usage_carry_in_family_id"))
+
+    op.drop_table("visit_usage_carry_in")
+    with op.batch_alter_table("visit_usage", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_visit_usage_family_id"))
+
+    op.drop_table("visit_usage")
+    with op.batch_alter_table("referral_usage", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_referral_usage_family_id"))
+
+    op.drop_table("referral_usage")
     with op.batch_alter_table("provider", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_provider_taxonomy_code"))
         batch_op.drop_index(batch_op.f("ix_provider_organization_id"))
@@ -759,6 +1089,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_coverage_plan_id"))
 
     op.drop_table("coverage")
+    with op.batch_alter_table("claim", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_claim_status"))
+        batch_op.drop_index(batch_op.f("ix_claim_replaces_claim_id"))
+        batch_op.drop_index(batch_op.f("ix_claim_member_number"))
+        batch_op.drop_index(batch_op.f("ix_claim_member_id"))
+        batch_op.drop_index(batch_op.f("ix_claim_family_id"))
+        batch_op.drop_index(batch_op.f("ix_claim_billing_npi"))
+
+    op.drop_table("claim")
+    op.drop_table("accumulator_carry_in")
+    op.drop_table("accumulator")
     op.drop_table("plan")
     with op.batch_alter_table("organization", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_organization_tin"))

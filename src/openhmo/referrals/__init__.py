@@ -1,0 +1,1 @@
+"""Referrals (a PCP sends a member to a specialist) and prior authorizations."""
