@@ -14,8 +14,11 @@ from importlib import resources
 
 @cache
 def billable_codes() -> frozenset[str]:
-    raw = resources.files("openhmo.reference").joinpath(
-        "data/icd10cm_2026_all_codes_incl_7th_char.txt.gz").read_bytes()
+    raw = (
+        resources.files("openhmo.reference")
+        .joinpath("data/icd10cm_2026_all_codes_incl_7th_char.txt.gz")
+        .read_bytes()
+    )
     codes = {line.strip() for line in gzip.decompress(raw).decode().splitlines()}
     codes = {c for c in codes if c and "-" not in c}
     parents = {c[:n] for c in codes for n in range(3, len(c))}
