@@ -29,13 +29,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import false, select, update
+from sqlalchemy import bindparam, false, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from openhmo.claims.models import Claim, ClaimLine
+from openhmo.db.types import utcnow
 from openhmo.enrollment.models import Member
-from openhmo.history.record import record_change
+from openhmo.history.record import record_change, record_changes
 from openhmo.money import MoneyError, format_money, parse_money
 
 _PROCEDURE = re.compile(r"^(?:[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4})$")  # CPT, CPT II/III, HCPCS II
@@ -366,6 +367,85 @@ def _store(session: Session, claim: Claim) -> None:
     session.flush()
 
 
+def _rows(
+    claim_in: ClaimIn, member: Member | None, received_at: datetime, actor: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The claim's row and its lines' rows, as stored."""
+    claim = {
+        "claim_id": f"pending-{uuid.uuid4().hex[:12]}",
+        "patient_control_number": claim_in.patient_control_number,
+        "member_number": claim_in.member_number,
+        "member_id": member.id if member else None,
+        "family_id": member.subscriber_id if member else None,
+        "billing_npi": claim_in.billing_npi,
+        "rendering_npi": claim_in.rendering_npi,
+        "claim_type": claim_in.claim_type,
+        "frequency_code": claim_in.frequency_code,
+        "replaces_claim_id": claim_in.replaces_claim_id,
+        "place_of_service": claim_in.place_of_service,
+        "diagnosis_codes": list(claim_in.diagnosis_codes),
+        "referral_number": claim_in.referral_number,
+        "prior_auth_number": claim_in.prior_auth_number,
+        "emergency": claim_in.emergency,
+        "received_at": received_at,
+        "total_charge_cents": claim_in.total_charge_cents,
+        "source": claim_in.source,
+        "submitter": claim_in.submitter or actor,
+        "idempotency_key": claim_in.key,
+        "content_digest": claim_in.digest,
+    }
+    lines = [
+        {
+            "line_number": number,
+            "service_date": line.service_date,
+            "procedure_code": line.procedure_code,
+            "modifiers": list(line.modifiers),
+            "revenue_code": line.revenue_code,
+            "units": line.units,
+            "charge_cents": line.charge_cents,
+            "place_of_service": line.place_of_service,
+            "rendering_npi": line.rendering_npi,
+            "drug_tier": line.drug_tier,
+        }
+        for number, line in claim_in.numbered_lines()
+    ]
+    return claim, lines
+
+
+def _new_claim(
+    claim_in: ClaimIn, member: Member | None, received_at: datetime, actor: str
+) -> Claim:
+    claim, lines = _rows(claim_in, member, received_at, actor)
+    return Claim(**claim, lines=[ClaimLine(**line) for line in lines])
+
+
+def _received(session: Session, claim: Claim, claim_in: ClaimIn, actor: str) -> None:
+    record_change(session, **_received_change(claim, claim_in, actor))
+
+
+def _received_change(claim: Claim, claim_in: ClaimIn, actor: str) -> dict[str, Any]:
+    return dict(
+        actor=actor,
+        entity="claim",
+        entity_id=claim.claim_id,
+        action="claim_received",
+        member_id=claim.member_id,
+        effective_date=min(line.service_date for line in claim_in.lines),
+        changes={
+            "patient_control_number": claim.patient_control_number,
+            "member_number": claim.member_number,
+            "billing_npi": claim.billing_npi,
+            "frequency_code": claim.frequency_code,
+            "replaces_claim_id": claim.replaces_claim_id,
+            "lines": len(claim_in.lines),
+            "total_charge_cents": claim.total_charge_cents,
+            "received_at": claim.received_at.isoformat(),
+            "source": claim.source,
+        },
+        reason=f"received from {claim.source}",
+    )
+
+
 def submit_claim(
     session: Session, claim_in: ClaimIn, *, received_at: datetime, actor: str
 ) -> Claim:
@@ -379,9 +459,7 @@ def submit_claim(
     """
     received_at = _utc(received_at, "received_at")
     # SQLite: the write lock before looking for the key, so no one can store it between
-    # the look and the insert. A SAVEPOINT is no use there: opened before a
-    # transaction's first write, Python's sqlite3 driver lets it start the transaction,
-    # and its RELEASE commits it.
+    # the look and the insert.
     sqlite = sqlite_write_lock(session)
     found = _existing(session, claim_in)
     if found is not None:
@@ -389,44 +467,7 @@ def submit_claim(
     if claim_in.frequency_code in ("7", "8"):
         _check_replacement(session, claim_in)
     member = session.scalar(select(Member).where(Member.member_number == claim_in.member_number))
-    claim = Claim(
-        claim_id=f"pending-{uuid.uuid4().hex[:12]}",
-        patient_control_number=claim_in.patient_control_number,
-        member_number=claim_in.member_number,
-        member_id=member.id if member else None,
-        family_id=member.subscriber_id if member else None,
-        billing_npi=claim_in.billing_npi,
-        rendering_npi=claim_in.rendering_npi,
-        claim_type=claim_in.claim_type,
-        frequency_code=claim_in.frequency_code,
-        replaces_claim_id=claim_in.replaces_claim_id,
-        place_of_service=claim_in.place_of_service,
-        diagnosis_codes=list(claim_in.diagnosis_codes),
-        referral_number=claim_in.referral_number,
-        prior_auth_number=claim_in.prior_auth_number,
-        emergency=claim_in.emergency,
-        received_at=received_at,
-        total_charge_cents=claim_in.total_charge_cents,
-        source=claim_in.source,
-        submitter=claim_in.submitter or actor,
-        idempotency_key=claim_in.key,
-        content_digest=claim_in.digest,
-        lines=[
-            ClaimLine(
-                line_number=number,
-                service_date=line.service_date,
-                procedure_code=line.procedure_code,
-                modifiers=list(line.modifiers),
-                revenue_code=line.revenue_code,
-                units=line.units,
-                charge_cents=line.charge_cents,
-                place_of_service=line.place_of_service,
-                rendering_npi=line.rendering_npi,
-                drug_tier=line.drug_tier,
-            )
-            for number, line in claim_in.numbered_lines()
-        ],
-    )
+    claim = _new_claim(claim_in, member, received_at, actor)
     if sqlite:
         _store(session, claim)
     else:
@@ -439,25 +480,89 @@ def submit_claim(
             if found is None:
                 raise
             return found
-    record_change(
-        session,
-        actor=actor,
-        entity="claim",
-        entity_id=claim.claim_id,
-        action="claim_received",
-        member_id=claim.member_id,
-        effective_date=min(line.service_date for line in claim_in.lines),
-        changes={
-            "patient_control_number": claim.patient_control_number,
-            "member_number": claim.member_number,
-            "billing_npi": claim.billing_npi,
-            "frequency_code": claim.frequency_code,
-            "replaces_claim_id": claim.replaces_claim_id,
-            "lines": len(claim.lines),
-            "total_charge_cents": claim.total_charge_cents,
-            "received_at": received_at.isoformat(),
-            "source": claim.source,
-        },
-        reason=f"received from {claim.source}",
-    )
+    _received(session, claim, claim_in, actor)
     return claim
+
+
+def submit_claims(
+    session: Session, items: list[tuple[ClaimIn, datetime]], *, actor: str
+) -> list[Claim]:
+    """Store many claims in a few statements (a file of them, a clearinghouse batch).
+
+    The same rules as `submit_claim`, checked for the whole batch at once: a claim whose
+    key is stored already returns the stored claim. The caller commits; a concurrent
+    submission of the same key makes the flush fail, and the caller retries the batch
+    with `submit_claim`, one by one.
+    """
+    sqlite_write_lock(session)
+    items = [(claim_in, _utc(received, "received_at")) for claim_in, received in items]
+    keys = [claim_in.key for claim_in, _ in items]
+    stored = {
+        c.idempotency_key: c
+        for c in session.scalars(select(Claim).where(Claim.idempotency_key.in_(keys)))
+    }
+    numbers = sorted({claim_in.member_number for claim_in, _ in items})
+    members = {
+        m.member_number: m
+        for m in session.scalars(select(Member).where(Member.member_number.in_(numbers)))
+    }
+    out: list[Claim | int] = []
+    fresh: list[tuple[dict, list[dict], ClaimIn]] = []
+    seen: dict[str, int] = {}
+    for claim_in, received in items:
+        found = stored.get(claim_in.key)
+        if found is not None:
+            if found.content_digest != claim_in.digest:
+                _existing(session, claim_in)  # raises: the key names other content
+            out.append(found)
+            continue
+        if claim_in.key in seen:  # twice in this batch: one claim
+            out.append(seen[claim_in.key])
+            continue
+        if claim_in.frequency_code in ("7", "8"):
+            _check_replacement(session, claim_in)
+        row, lines = _rows(claim_in, members.get(claim_in.member_number), received, actor)
+        row.update(status="received", created_at=utcnow())
+        seen[claim_in.key] = len(fresh)
+        out.append(len(fresh))
+        fresh.append((row, lines, claim_in))
+    if fresh:
+        # Core statements: a batch of thousands of claims is a few statements, not an
+        # ORM unit of work per claim.
+        table = Claim.__table__
+        ids = dict(
+            session.execute(
+                insert(table).returning(table.c.idempotency_key, table.c.id),
+                [row for row, _, _ in fresh],
+            ).all()
+        )
+        session.execute(
+            update(table).where(table.c.id == bindparam("_id")).values(claim_id=bindparam("_cid")),
+            [
+                {"_id": ids[row["idempotency_key"]], "_cid": f"C{ids[row['idempotency_key']]:09d}"}
+                for row, _, _ in fresh
+            ],
+        )
+        session.execute(
+            insert(ClaimLine.__table__),
+            [
+                {**line, "claim_id": ids[row["idempotency_key"]]}
+                for row, lines, _ in fresh
+                for line in lines
+            ],
+        )
+        loaded = {
+            c.id: c
+            for c in session.scalars(select(Claim).where(Claim.id.in_(sorted(ids.values()))))
+        }
+        record_changes(
+            session,
+            [
+                _received_change(loaded[ids[row["idempotency_key"]]], claim_in, actor)
+                for row, _, claim_in in fresh
+            ],
+        )
+        claims = [loaded[ids[row["idempotency_key"]]] for row, _, _ in fresh]
+    else:
+        claims = []
+    return [c if isinstance(c, Claim) else claims[c] for c in out]

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from openhmo.adjudication.context import claim_lines
@@ -73,7 +73,7 @@ from openhmo.claims.models import (
 )
 from openhmo.db.types import utcnow
 from openhmo.enrollment.models import Coverage, Member
-from openhmo.history.record import record_change
+from openhmo.history.record import record_change, record_changes
 from openhmo.plans.models import Plan, PlanYear
 from openhmo.referrals.models import Referral
 from openhmo.referrals.service import mark_exhausted
@@ -118,13 +118,24 @@ class FamilyRun:
     decisions: dict[int, LineDecision]  # line id -> its current decision after the run
     changed_lines: int = 0
     changed_claims: list[str] = field(default_factory=list)
+    # line id -> (claim id, status, adjustments) of its decision after the run
+    outcome: dict[int, tuple[int, str, list]] = field(default_factory=dict)
+    # line id -> id of the decision the run added (loaded only when asked for)
+    new_ids: dict[int, int] = field(default_factory=dict)
+    session: Session | None = None
+    _by_claim: dict[int, list[ClaimLine]] | None = None
 
     def of(self, claim: Claim) -> list[LineDecision]:
-        return [
-            self.decisions[line.id]
-            for line in sorted(self.lines, key=lambda ln: ln.line_number)
-            if line.claim_id == claim.id
-        ]
+        if self._by_claim is None:  # built once: a batch run holds thousands of claims
+            self._by_claim = defaultdict(list)
+            for line in sorted(self.lines, key=lambda ln: ln.line_number):
+                self._by_claim[line.claim_id].append(line)
+        lines = self._by_claim[claim.id]
+        missing = [self.new_ids[ln.id] for ln in lines if ln.id not in self.decisions]
+        if missing:
+            for d in self.session.scalars(select(LineDecision).where(LineDecision.id.in_(missing))):
+                self.decisions[d.line_id] = d
+        return [self.decisions[line.id] for line in lines]
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -185,63 +196,98 @@ def _adopt(session: Session, claims: Iterable[Claim], members: dict[str, Member]
 
 def _scope(session: Session, claim: Claim, actor: str) -> tuple[list[Claim], set[int]]:
     """The claims of the claim's family plan year(s), and those plan years."""
-    if claim.family_id is not None:
-        # claims of the family's members received before they were enrolled
-        members = {
-            m.member_number: m
-            for m in session.scalars(select(Member).where(Member.subscriber_id == claim.family_id))
-        }
-        strays = session.scalars(
-            select(Claim).where(Claim.family_id.is_(None), Claim.member_number.in_(sorted(members)))
-        ).all()
-        _adopt(session, strays, members, actor)
-        session.flush()
-    if claim.family_id is None:
-        claims = session.scalars(
-            select(Claim)
-            .where(Claim.family_id.is_(None), Claim.member_number == claim.member_number)
-            .order_by(Claim.id)
-        ).all()
-        return list(claims), set()
-    family = claim.family_id
-    dates: dict[int, set[date]] = defaultdict(set)
-    numbers: dict[str, int] = {}
-    replaces: dict[int, str | None] = {}
-    for cid, number, original, day in session.execute(
-        select(Claim.id, Claim.claim_id, Claim.replaces_claim_id, ClaimLine.service_date)
+    return _scopes(session, [claim], actor)[claim.id]
+
+
+def _scopes(
+    session: Session, triggers: list[Claim], actor: str
+) -> dict[int, tuple[list[Claim], set[int]]]:
+    """For each trigger claim: its family's plan-year claims and those plan years.
+
+    A plan year's claims are all the family's claims with a line in it, with the claims
+    they replace or that replace them (and so on, to a fixed point). Done for many
+    families in a few queries.
+    """
+    out: dict[int, tuple[list[Claim], set[int]]] = {}
+    families = sorted({c.family_id for c in triggers if c.family_id is not None})
+    for claim in triggers:
+        if claim.family_id is None:
+            claims = session.scalars(
+                select(Claim)
+                .where(Claim.family_id.is_(None), Claim.member_number == claim.member_number)
+                .order_by(Claim.id)
+            ).all()
+            out[claim.id] = (list(claims), set())
+    if not families:
+        return out
+    # claims of the families' members received before they were enrolled
+    members = {
+        m.member_number: m
+        for m in session.scalars(select(Member).where(Member.subscriber_id.in_(families)))
+    }
+    strays = session.scalars(
+        select(Claim).where(Claim.family_id.is_(None), Claim.member_number.in_(sorted(members)))
+    ).all()
+    _adopt(session, strays, members, actor)
+    session.flush()
+    dates: dict[int, dict[int, set[date]]] = defaultdict(lambda: defaultdict(set))
+    numbers: dict[int, dict[str, int]] = defaultdict(dict)
+    replaces: dict[int, dict[int, str | None]] = defaultdict(dict)
+    for family, cid, number, original, day in session.execute(
+        select(
+            Claim.family_id,
+            Claim.id,
+            Claim.claim_id,
+            Claim.replaces_claim_id,
+            ClaimLine.service_date,
+        )
         .join(ClaimLine, ClaimLine.claim_id == Claim.id)
-        .where(Claim.family_id == family)
+        .where(Claim.family_id.in_(families))
     ):
-        dates[cid].add(day)
-        numbers[number] = cid
-        replaces[cid] = original
-    windows = session.execute(
-        select(PlanYear.year, PlanYear.starts, PlanYear.ends)
+        dates[family][cid].add(day)
+        numbers[family][number] = cid
+        replaces[family][cid] = original
+    windows: dict[int, set[tuple]] = defaultdict(set)
+    for family, year, starts, ends in session.execute(
+        select(Coverage.subscriber_id, PlanYear.year, PlanYear.starts, PlanYear.ends)
         .join(Plan, Plan.id == PlanYear.plan_id)
         .join(Coverage, Coverage.plan_id == Plan.id)
-        .where(Coverage.subscriber_id == family)
-        .distinct()
-    ).all()
-    linked: dict[int, set[int]] = defaultdict(set)  # a claim and what replaces or it replaces
-    for cid, original in replaces.items():
-        if original in numbers:
-            linked[cid].add(numbers[original])
-            linked[numbers[original]].add(cid)
-
-    chosen, years = {claim.id}, set()
-    while True:
-        days = {d for cid in chosen for d in dates.get(cid, ())}
-        new_years = {w.year for w in windows if any(w.starts <= d <= w.ends for d in days)}
-        spans = [(w.starts, w.ends) for w in windows if w.year in new_years]
-        new_chosen = {
-            cid for cid, ds in dates.items() if any(s <= d <= e for d in ds for s, e in spans)
-        }
-        new_chosen |= chosen | {other for cid in chosen for other in linked.get(cid, ())}
-        if new_years == years and new_chosen == chosen:
-            break
-        chosen, years = new_chosen, new_years
-    claims = session.scalars(select(Claim).where(Claim.id.in_(sorted(chosen))).order_by(Claim.id))
-    return list(claims), years
+        .where(Coverage.subscriber_id.in_(families))
+    ):
+        windows[family].add((year, starts, ends))
+    chosen_of: dict[int, set[int]] = {}
+    for claim in triggers:
+        family = claim.family_id
+        if family is None:
+            continue
+        linked: dict[int, set[int]] = defaultdict(set)  # a claim and what it replaces
+        for cid, original in replaces[family].items():
+            if original in numbers[family]:
+                linked[cid].add(numbers[family][original])
+                linked[numbers[family][original]].add(cid)
+        chosen, years = {claim.id}, set()
+        while True:
+            days = {d for cid in chosen for d in dates[family].get(cid, ())}
+            new_years = {
+                y for y, starts, ends in windows[family] if any(starts <= d <= ends for d in days)
+            }
+            spans = [(starts, ends) for y, starts, ends in windows[family] if y in new_years]
+            new_chosen = {
+                cid
+                for cid, ds in dates[family].items()
+                if any(a <= d <= b for d in ds for a, b in spans)
+            }
+            new_chosen |= chosen | {other for cid in chosen for other in linked.get(cid, ())}
+            if new_years == years and new_chosen == chosen:
+                break
+            chosen, years = new_chosen, new_years
+        chosen_of[claim.id] = chosen
+        out[claim.id] = ([], years)
+    wanted = sorted(set().union(*chosen_of.values()))
+    loaded = {c.id: c for c in session.scalars(select(Claim).where(Claim.id.in_(wanted)))}
+    for cid, chosen in chosen_of.items():
+        out[cid] = ([loaded[i] for i in sorted(chosen)], out[cid][1])
+    return out
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -293,15 +339,30 @@ def _sync(session: Session, existing: dict, wanted: dict, make, set_value) -> di
 
 
 def _write_totals(
-    session: Session, family: int, years: set[int], member_ids: set[int], result, actor: str
-) -> dict[str, Any]:
+    session: Session,
+    plan: dict[int, tuple[set[int], set[int], set[str]]],
+    result,
+    actor: str,
+) -> dict[int, dict[str, Any]]:
+    """Replace the families' current totals with the run's, a handful of queries in all.
+
+    `plan`: family -> (the plan years run, its member ids, its referral numbers). A
+    family's rows of those years that the run no longer has are deleted.
+    """
     now = utcnow()
-    acc_rows = [r for r in result.accumulators.iter_rows(named=True) if r["family_id"] == family]
-    years = years | {r["plan_year"] for r in acc_rows}
+    member_family = {m: f for f, (_, members, _) in plan.items() for m in members}
+    referral_family = {r: f for f, (_, _, numbers) in plan.items() for r in numbers}
+    acc_rows = [r for r in result.accumulators.iter_rows(named=True) if r["family_id"] in plan]
     usage_rows = [
-        r for r in result.visit_usage.iter_rows(named=True) if r["member_id"] in member_ids
+        r for r in result.visit_usage.iter_rows(named=True) if r["member_id"] in member_family
     ]
-    years |= {r["plan_year"] for r in usage_rows}
+    years = {f: set(y) for f, (y, _, _) in plan.items()}
+    for r in acc_rows:
+        years[r["family_id"]].add(r["plan_year"])
+    for r in usage_rows:
+        years[member_family[r["member_id"]]].add(r["plan_year"])
+    all_years = sorted(set().union(*years.values())) if years else []
+    families = sorted(plan)
 
     def set_amount(row, value) -> bool:
         if row.amount_cents == value[1]:
@@ -309,18 +370,26 @@ def _write_totals(
         row.amount_cents, row.updated_at = value[1], now
         return True
 
+    def set_used(row, value) -> bool:
+        if row.used == value:
+            return False
+        row.used, row.updated_at = value, now
+        return True
+
     accumulators = _sync(
         session,
         {
-            (a.holder, a.plan_key, a.plan_year, a.pool, a.kind): a
+            (a.family_id, a.holder, a.plan_key, a.plan_year, a.pool, a.kind): a
             for a in session.scalars(
                 select(Accumulator).where(
-                    Accumulator.family_id == family, Accumulator.plan_year.in_(sorted(years))
+                    Accumulator.family_id.in_(families), Accumulator.plan_year.in_(all_years)
                 )
             )
+            if a.plan_year in years[a.family_id]
         },
         {
             (
+                r["family_id"],
                 r["member_id"] if r["member_id"] is not None else FAMILY_HOLDER,
                 r["plan_key"],
                 r["plan_year"],
@@ -330,38 +399,32 @@ def _write_totals(
             for r in acc_rows
         },
         lambda key, value: Accumulator(
-            family_id=family,
+            family_id=key[0],
             member_id=value[0],
-            holder=key[0],
-            plan_key=key[1],
-            plan_year=key[2],
-            pool=key[3],
-            kind=key[4],
+            holder=key[1],
+            plan_key=key[2],
+            plan_year=key[3],
+            pool=key[4],
+            kind=key[5],
             amount_cents=value[1],
             updated_at=now,
         ),
         set_amount,
     )
-
-    def set_used(row, value) -> bool:
-        if row.used == value:
-            return False
-        row.used, row.updated_at = value, now
-        return True
-
     visits = _sync(
         session,
         {
             (v.member_id, v.plan_year, v.category): v
             for v in session.scalars(
                 select(VisitUsage).where(
-                    VisitUsage.family_id == family, VisitUsage.plan_year.in_(sorted(years))
+                    VisitUsage.family_id.in_(families), VisitUsage.plan_year.in_(all_years)
                 )
             )
+            if v.plan_year in years[v.family_id]
         },
         {(r["member_id"], r["plan_year"], r["category"]): r["used"] for r in usage_rows},
         lambda key, value: VisitUsage(
-            family_id=family,
+            family_id=member_family[key[0]],
             member_id=key[0],
             plan_year=key[1],
             category=key[2],
@@ -371,17 +434,21 @@ def _write_totals(
         set_used,
     )
     referral_used = {
-        r["referral_number"]: r["used"] for r in result.referral_usage.iter_rows(named=True)
+        r["referral_number"]: r["used"]
+        for r in result.referral_usage.iter_rows(named=True)
+        if r["referral_number"] in referral_family
     }
     referrals = _sync(
         session,
         {
             u.referral_number: u
-            for u in session.scalars(select(ReferralUsage).where(ReferralUsage.family_id == family))
+            for u in session.scalars(
+                select(ReferralUsage).where(ReferralUsage.family_id.in_(families))
+            )
         },
         referral_used,
         lambda key, value: ReferralUsage(
-            referral_number=key, family_id=family, used=value, updated_at=now
+            referral_number=key, family_id=referral_family[key], used=value, updated_at=now
         ),
         set_used,
     )
@@ -398,36 +465,67 @@ def _write_totals(
                     referral_used[referral.referral_number],
                     actor=actor,
                 )
-    described: dict[str, Any] = {}
-    for (holder, plan_key, plan_year, pool, kind), (_, value) in accumulators.items():
+    described: dict[int, dict[str, Any]] = defaultdict(dict)
+    for (family, holder, plan_key, plan_year, pool, kind), (_, value) in accumulators.items():
         who = "family" if holder == FAMILY_HOLDER else f"member {holder}"
-        described[f"{plan_key} {plan_year} {pool} {kind} {who}"] = (
+        described[family][f"{plan_key} {plan_year} {pool} {kind} {who}"] = (
             None if value is None else value[1]
         )
     for (member, plan_year, category), (_, value) in visits.items():
-        described[f"visits {plan_year} {category} member {member}"] = value
+        described[member_family[member]][f"visits {plan_year} {category} member {member}"] = value
     for number, (_, value) in referrals.items():
-        described[f"referral {number} visits"] = value
+        described[referral_family[number]][f"referral {number} visits"] = value
     return described
 
 
 def _run_family(session: Session, claim: Claim, *, actor: str) -> FamilyRun:
-    found = None
-    if claim.family_id is None:
-        found = session.scalar(select(Member).where(Member.member_number == claim.member_number))
-    _lock(session, claim, claim.family_id or (found.subscriber_id if found else None))
-    if found is not None:  # adopted under the family's lock, never before it
-        _adopt(session, [claim], {found.member_number: found}, actor)
-    claims, years = _scope(session, claim, actor)
+    return _run(session, [claim], actor=actor)
+
+
+def _run(session: Session, triggers: list[Claim], *, actor: str) -> FamilyRun:
+    """Re-run the plan years of the triggers' families in one engine call, and write it.
+
+    Each family is locked (in family order, so two runs never wait on each other in a
+    circle), its plan-year claims gathered, and all of them decided together: the engine
+    is columnar, so a hundred families cost little more than one.
+    """
+    firsts: dict[int | str, Claim] = {}
+    for claim in sorted(triggers, key=lambda c: (c.family_id is None, c.family_id or 0, c.id)):
+        found = None
+        if claim.family_id is None:
+            found = session.scalar(
+                select(Member).where(Member.member_number == claim.member_number)
+            )
+        family = claim.family_id or (found.subscriber_id if found else None)
+        key = family if family is not None else f"member:{claim.member_number}"
+        if key in firsts:
+            continue
+        _lock(session, claim, family)
+        if found is not None:  # adopted under the family's lock, never before it
+            _adopt(session, [claim], {found.member_number: found}, actor)
+        firsts[key] = claim
+    claims_by_id: dict[int, Claim] = {}
+    years_of: dict[int, set[int]] = {}
+    for claim_id, (scoped, years) in _scopes(session, list(firsts.values()), actor).items():
+        claim = session.get(Claim, claim_id)
+        claims_by_id.update((c.id, c) for c in scoped)
+        if claim.family_id is not None:
+            years_of[claim.family_id] = years
+    claims = sorted(claims_by_id.values(), key=lambda c: c.id)
+    families = sorted(years_of)
+    all_years = sorted(set().union(*years_of.values())) if years_of else []
     rows = claim_line_rows(session, claims)
-    family = claim.family_id
-    context = build_context(
-        session, [family] if family is not None else [], sorted(years), claims=claims
-    )
+    context = build_context(session, families, all_years, claims=claims)
     result = adjudicate(claim_lines(line_row(c, line) for c, line in rows), context)
+    trigger_of = {c.family_id: c for c in firsts.values() if c.family_id is not None}
+    trigger_ids = {t.id for t in triggers}
 
     run = FamilyRun(
-        run_id=uuid.uuid4().hex, claims=claims, lines=[ln for _, ln in rows], decisions={}
+        run_id=uuid.uuid4().hex,
+        claims=claims,
+        lines=[ln for _, ln in rows],
+        decisions={},
+        session=session,
     )
     by_key = {(c.claim_id, line.line_number): (c, line) for c, line in rows}
     current = (
@@ -444,39 +542,60 @@ def _run_family(session: Session, claim: Claim, *, actor: str) -> FamilyRun:
         else {}
     )
     now = utcnow()
-    replaced: list[tuple[LineDecision, LineDecision]] = []
     line_changes: dict[str, dict[int, Any]] = defaultdict(dict)
     statuses: dict[int, list[str]] = defaultdict(list)
+    new_rows: list[dict[str, Any]] = []
+    olds: list[LineDecision | None] = []
     for row in result.decisions.iter_rows(named=True):
         c, line = by_key[(row["claim_id"], row["line_number"])]
         values = _values(row)
         statuses[c.id].append(values["status"])
         old = current.get(line.id)
+        run.outcome[line.id] = (c.id, values["status"], values["adjustments"])
         if old is not None and not _differs(old, values):
             run.decisions[line.id] = old
             continue
-        new = LineDecision(
-            line_id=line.id,
-            claim_id=c.id,
-            line_number=line.line_number,
-            decided_at=now,
-            run_id=run.run_id,
-            **values,
+        new_rows.append(
+            {
+                "line_id": line.id,
+                "claim_id": c.id,
+                "line_number": line.line_number,
+                "decided_at": now,
+                "run_id": run.run_id,
+                **values,
+            }
         )
-        session.add(new)
-        run.decisions[line.id] = new
-        if old is not None:
-            replaced.append((old, new))
+        olds.append(old)
         line_changes[c.claim_id][line.line_number] = {
-            "status": [old.status if old else None, new.status],
-            "plan_paid_cents": [old.plan_paid_cents if old else None, new.plan_paid_cents],
-            "member_share_cents": [old.member_share_cents if old else None, new.member_share_cents],
+            "status": [old.status if old else None, values["status"]],
+            "plan_paid_cents": [old.plan_paid_cents if old else None, values["plan_paid_cents"]],
+            "member_share_cents": [
+                old.member_share_cents if old else None,
+                values["member_share_cents"],
+            ],
         }
     session.flush()
-    for old, new in replaced:
-        old.superseded_at, old.superseded_by = now, new.id
+    # One statement for all the new decisions (a batch run writes tens of thousands);
+    # each line has at most one new decision, so the line id finds its new id.
+    new_ids = (
+        dict(
+            session.execute(
+                insert(LineDecision.__table__).returning(
+                    LineDecision.__table__.c.line_id, LineDecision.__table__.c.id
+                ),
+                new_rows,
+            ).all()
+        )
+        if new_rows
+        else {}
+    )
+    for row, old in zip(new_rows, olds, strict=True):
+        run.new_ids[row["line_id"]] = new_ids[row["line_id"]]
+        if old is not None:
+            old.superseded_at, old.superseded_by = now, new_ids[row["line_id"]]
     run.changed_lines = sum(len(v) for v in line_changes.values())
 
+    changes = []
     for c in claims:
         status = _claim_status(statuses[c.id]) if statuses[c.id] else c.status
         before = c.status
@@ -484,27 +603,38 @@ def _run_family(session: Session, claim: Claim, *, actor: str) -> FamilyRun:
             continue
         c.status = status
         run.changed_claims.append(c.claim_id)
-        record_change(
-            session,
-            actor=actor,
-            entity="claim",
-            entity_id=c.claim_id,
-            action="claim_adjudicated" if before == RECEIVED else "claim_readjudicated",
-            member_id=c.member_id,
-            changes={
-                "status": [before, status],
-                "lines": line_changes.get(c.claim_id, {}),
-                "run_id": run.run_id,
-            },
-            reason=(
-                "adjudicated"
-                if c.id == claim.id
-                else f"family plan year re-adjudicated for claim {claim.claim_id}"
-            ),
+        changes.append(
+            {
+                "actor": actor,
+                "entity": "claim",
+                "entity_id": c.claim_id,
+                "action": "claim_adjudicated" if before == RECEIVED else "claim_readjudicated",
+                "member_id": c.member_id,
+                "changes": {
+                    "status": [before, status],
+                    "lines": line_changes.get(c.claim_id, {}),
+                    "run_id": run.run_id,
+                },
+                "reason": (
+                    "adjudicated"
+                    if c.id in trigger_ids or c.family_id not in trigger_of
+                    else "family plan year re-adjudicated for claim "
+                    f"{trigger_of[c.family_id].claim_id}"
+                ),
+            }
         )
-    if family is not None:
-        member_ids = set(context.eligibility["member_id"].to_list())
-        totals = _write_totals(session, family, years, member_ids, result, actor)
+    record_changes(session, changes)
+    eligibility, referrals = context.eligibility, context.referrals
+    plan: dict[int, tuple[set[int], set[int], set[str]]] = {}
+    for family in families:
+        members = set(eligibility.filter(eligibility["family_id"] == family)["member_id"].to_list())
+        numbers = set(
+            referrals.filter(referrals["member_id"].is_in(sorted(members)))[
+                "referral_number"
+            ].to_list()
+        )
+        plan[family] = (years_of[family], members, numbers)
+    for family, totals in _write_totals(session, plan, result, actor).items():
         if totals:
             record_change(
                 session,
@@ -514,7 +644,7 @@ def _run_family(session: Session, claim: Claim, *, actor: str) -> FamilyRun:
                 action="accumulators_recalculated",
                 member_id=family,
                 changes={"totals": totals, "run_id": run.run_id},
-                reason=f"family plan year re-adjudicated for claim {claim.claim_id}",
+                reason=f"family plan year re-adjudicated for claim {trigger_of[family].claim_id}",
             )
     session.flush()
     return run
@@ -551,12 +681,15 @@ def adjudicate_waiting(
     *,
     actor: str,
     progress: Callable[[int], None] | None = None,
+    families_per_run: int = 300,
 ) -> WaitingReport:
-    """Adjudicate every claim in status `received`, family by family.
+    """Adjudicate every claim in status `received`, many families per engine run.
 
-    One transaction per family: a family that fails is left as it was and named in
-    `errors`; the others go on. `progress(n)` is called after each family with the
-    number of its waiting claims.
+    Families go in batches of `families_per_run`, one transaction and one engine call a
+    batch (the engine is columnar: a batch costs little more than one family). A batch
+    that fails is retried family by family, so one bad family is left as it was and
+    named in `errors` while the others go on. `progress(n)` is called after each batch
+    with the number of its waiting claims.
     """
     started = time.perf_counter()
     report = WaitingReport()
@@ -571,33 +704,46 @@ def adjudicate_waiting(
         key = ("family", family) if family is not None else ("member", member_number)
         groups[key].append(cid)
     report.families = len(groups)
-    for key, ids in groups.items():
+    keys = list(groups)
+    for i in range(0, len(keys), families_per_run):
+        batch = keys[i : i + families_per_run]
         try:
-            with session_factory() as session, session.begin():
-                sqlite_write_lock(session)  # SQLite: before anything is read
-                pending = set(ids)
-                outcome: dict[int, list[LineDecision]] = {}
-                while pending:
-                    claim = session.get(Claim, min(pending))
-                    run = _run_family(session, claim, actor=actor)
-                    for c in run.claims:
-                        if c.id in pending:
-                            outcome[c.id] = run.of(c)
-                    pending -= {c.id for c in run.claims} | {claim.id}
-            report.claims += len(outcome)
-            for decisions in outcome.values():
-                for d in decisions:
-                    report.lines += 1
-                    report.statuses[d.status] += 1
-                    if d.status == "denied" and d.adjustments:
-                        a = d.adjustments[-1]
-                        report.denials[f"{a['group']}-{a['carc']}"] += 1
-        except Exception as exc:  # one family's failure must not stop the others
-            report.errors.append(f"{key[0]} {key[1]}: {type(exc).__name__}: {exc}")
+            _adjudicate_batch(session_factory, [groups[k] for k in batch], actor, report)
+        except Exception:  # find the family that failed; the others go on
+            for key in batch:
+                try:
+                    _adjudicate_batch(session_factory, [groups[key]], actor, report)
+                except Exception as exc:
+                    report.errors.append(f"{key[0]} {key[1]}: {type(exc).__name__}: {exc}")
         if progress is not None:
-            progress(len(ids))
+            progress(sum(len(groups[k]) for k in batch))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _adjudicate_batch(session_factory, groups: list[list[int]], actor: str, report) -> None:
+    with session_factory() as session, session.begin():
+        sqlite_write_lock(session)  # SQLite: before anything is read
+        pending = {cid for ids in groups for cid in ids}
+        outcome: dict[int, tuple[int, str, list]] = {}
+        while pending:
+            triggers = [session.get(Claim, min(ids)) for ids in groups if set(ids) & pending]
+            triggers = [t for t in triggers if t.id in pending] or [
+                session.get(Claim, min(pending))
+            ]
+            run = _run(session, triggers, actor=actor)
+            decided = {c.id for c in run.claims if c.id in pending}
+            outcome.update(
+                (line_id, value) for line_id, value in run.outcome.items() if value[0] in decided
+            )
+            pending -= {c.id for c in run.claims} | {t.id for t in triggers}
+    report.claims += len({claim_id for claim_id, _, _ in outcome.values()})
+    for _, status, adjustments in outcome.values():
+        report.lines += 1
+        report.statuses[status] += 1
+        if status == "denied" and adjustments:
+            a = adjustments[-1]
+            report.denials[f"{a['group']}-{a['carc']}"] += 1
 
 
 # --- the work queue of pended lines ------------------------------------------------------------

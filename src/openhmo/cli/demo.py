@@ -20,7 +20,7 @@ from openhmo.history.models import ChangeRecord
 
 def demo(
     seed: int = typer.Option(2026, help="the same seed gives the same HMO"),
-    families: int = typer.Option(1500, min=1, help="families applying for coverage"),
+    families: int = typer.Option(1200, min=1, help="families applying for coverage"),
     year: int = typer.Option(2026, help="the plan year to simulate"),
     reset: bool = typer.Option(False, help="empty a database that holds other data first"),
     files: Path = typer.Option(Path("openhmo-demo-files"), help="where the generated rosters go"),

@@ -140,14 +140,14 @@ class CareGenerator:
         rng, age = self.rng, p.member.age_on(date(self.year, 7, 1))
         female = p.member.sex == "F"
         pcp = p.pcp_npi or self._pick("207Q", "207R0", "208D").npi
-        for _ in range(self._poisson(2.2 if age >= 18 else 2.8)):
+        for _ in range(self._poisson(4.0 if age >= 18 else 4.4)):
             if (day := self._day(p)) is not None:
                 self._office(p, pcp, day, rng.choice(["99213"] * 7 + ["99214"] * 3))
-                if rng.random() < 0.35:
+                if rng.random() < 0.45:
                     self._labs(p, day)
         if rng.random() < (0.55 if age >= 18 else 0.75) and (day := self._day(p)):
             self._preventive(p, pcp, day, age)
-        if rng.random() < 0.30:
+        if rng.random() < 0.40:
             self._specialist_series(p, pcp)
         if female and age >= 18 and rng.random() < 0.40 and (day := self._day(p)):
             self._office(p, self._pick("207V").npi, day, "99213", dx="N390")
@@ -155,9 +155,9 @@ class CareGenerator:
             self._claim(p, self._pick("261QR").npi, day, [("77067", 1, "$280.00")], ["Z1231"], "22")
         if rng.random() < 0.08 and (day := self._day(p)):
             self._emergency(p, day)
-        if rng.random() < 0.10 and (day := self._day(p)):
+        if rng.random() < 0.15 and (day := self._day(p)):
             self._claim(p, self._pick("261QU").npi, day, [("99213", 1, "$190.00")], ["J069"], "20")
-        if rng.random() < 0.10 and (day := self._day(p)):
+        if rng.random() < 0.15 and (day := self._day(p)):
             self._claim(p, self._pick("261QR").npi, day, [("71046", 1, "$120.00")], ["R051"], "22")
         if rng.random() < 0.03:
             self._mri(p, pcp)

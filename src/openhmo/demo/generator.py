@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from openhmo.billing.service import (
@@ -28,7 +28,10 @@ from openhmo.billing.service import (
     run_billing,
     settle_delinquency,
 )
-from openhmo.db import transaction
+from openhmo.claims.intake import submit_claims
+from openhmo.claims.service import adjudicate_waiting
+from openhmo.db import session_factory, transaction
+from openhmo.demo.claims import CareGenerator
 from openhmo.enrollment.models import Coverage, Member
 from openhmo.enrollment.pcp import auto_assign, choose_pcp
 from openhmo.enrollment.service import (
@@ -84,7 +87,7 @@ def _data(name: str) -> dict:
 @dataclass
 class DemoConfig:
     seed: int = 2026
-    families: int = 1500
+    families: int = 1200
     year: int = 2026
     workdir: Path = Path("openhmo-demo-files")
 
@@ -109,6 +112,7 @@ class DemoResult:
     pcp_choices_refused: int = 0
     import_rejections: list[str] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
+    claims: object | None = None  # the claims run's WaitingReport
 
     def count(self, event: str, n: int = 1) -> None:
         self.events[event] = self.events.get(event, 0) + n
@@ -439,6 +443,23 @@ class DemoBuilder:
                 changes={"families": self.config.families, "year": self.year},
             )
 
+    def care_and_claims(self) -> None:
+        """A year of referrals and claims, received as an 837 carries them, then adjudicated."""
+        with transaction(self.engine) as session:
+            members = session.scalar(select(func.count()).select_from(Member))
+            generator = CareGenerator(session, random.Random(self.config.seed + 1), self.year)
+            care = generator.generate(self.progress(f"Care and referrals, {self.year}", members))
+        advance = self.progress("Claims received", len(care))
+        for batch in _batches(care, 1000):
+            with transaction(self.engine) as session:
+                submit_claims(session, batch, actor=ACTOR)
+            advance(len(batch))
+        self.result.claims = adjudicate_waiting(
+            session_factory(self.engine),
+            actor=ACTOR,
+            progress=self.progress("Claims adjudicated", len(care)),
+        )
+
     def _pcp_pool(self, session: Session) -> list[tuple[Provider, float, float]]:
         if not hasattr(self, "_pool"):
             rows = session.execute(
@@ -590,6 +611,10 @@ class DemoBuilder:
             self.result.count(f"payments ({kind.replace('_', ' ')})", len(payments))
 
 
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def _write_nppes(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
@@ -607,4 +632,5 @@ def build_demo(
     builder.load_plans()
     builder.build_network()
     builder.run_year(builder.applicants())
+    builder.care_and_claims()
     return builder.result

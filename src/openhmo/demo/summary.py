@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openhmo.billing.models import GracePeriod, Invoice, Payment
+from openhmo.claims.models import Claim, ClaimOverride, LineDecision
 from openhmo.cli.common import console
 from openhmo.demo.generator import DemoResult
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage, Notice, PcpAssignment
@@ -17,6 +18,7 @@ from openhmo.money import format_money
 from openhmo.network.membership import in_network_clause
 from openhmo.network.models import Organization, Provider
 from openhmo.plans.models import Plan
+from openhmo.reference.codes import carc_description
 
 
 def _count(session: Session, query) -> int:
@@ -28,6 +30,7 @@ def render_summary(session: Session, result: DemoResult, year: int) -> None:
     _network(session, year)
     _pcps(session)
     _premiums(session, result)
+    _claims(session, result, year)
 
 
 def _membership(session: Session, year: int) -> None:
@@ -135,3 +138,59 @@ def _premiums(session: Session, result: DemoResult) -> None:
     )
     table.add_row("PCP choices refused", str(result.pcp_choices_refused))
     console.print(table)
+
+
+def member_months(session: Session, year: int) -> int:
+    """Months of coverage in the year: a member covered on a month's first day counts it."""
+    total = 0
+    for start, end in session.execute(
+        select(MemberCoverage.effective_date, MemberCoverage.termination_date)
+    ):
+        for month in range(1, 13):
+            first = date(year, month, 1)
+            if start <= first and (end is None or end >= first):
+                total += 1
+    return total
+
+
+def _claims(session: Session, result: DemoResult, year: int) -> None:
+    current = select(LineDecision).where(LineDecision.superseded_at.is_(None)).subquery()
+    lines = Counter(
+        dict(
+            session.execute(select(current.c.status, func.count()).group_by(current.c.status)).all()
+        )
+    )
+    decided = session.scalar(select(func.count()).select_from(Claim))
+    totals = session.execute(
+        select(
+            func.coalesce(func.sum(current.c.plan_paid_cents), 0),
+            func.coalesce(func.sum(current.c.member_share_cents), 0),
+            func.coalesce(func.sum(current.c.deductible_cents), 0),
+            func.coalesce(func.sum(current.c.copay_cents), 0),
+            func.coalesce(func.sum(current.c.coinsurance_cents), 0),
+        )
+    ).one()
+    paid, share, deductible, copay, coinsurance = (int(v) for v in totals)
+    # A claim a person had to touch: a line pended for staff, or a staff override.
+    touched = set(session.scalars(select(current.c.claim_id).where(current.c.status == "pended")))
+    touched |= set(session.scalars(select(ClaimOverride.claim_id)))
+    auto = (decided - len(touched)) / decided if decided else 0
+    months = member_months(session, year)
+    table = Table("", "", title=f"Claims, {year}", show_header=False)
+    table.add_row("claims received", f"{decided:,}")
+    table.add_row("claim lines", ", ".join(f"{n:,} {s}" for s, n in lines.most_common()))
+    table.add_row("auto-adjudicated (no pend, no staff)", f"{auto:.1%}")
+    table.add_row("plan paid", format_money(paid))
+    table.add_row(
+        "members' cost share",
+        f"{format_money(share)} (deductible {format_money(deductible)}, copays "
+        f"{format_money(copay)}, coinsurance {format_money(coinsurance)})",
+    )
+    table.add_row("member months", f"{months:,}")
+    table.add_row("plan cost per member per month", format_money(paid // months if months else 0))
+    console.print(table)
+    denials = Table("denial", "lines", "the CARC's words", title="Denials by reason (group-CARC)")
+    counted = result.claims.denials if result.claims else {}
+    for code, n in sorted(counted.items(), key=lambda kv: -kv[1]):
+        denials.add_row(code, f"{n:,}", carc_description(code.split("-")[1]))
+    console.print(denials)

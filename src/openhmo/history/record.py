@@ -6,8 +6,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from openhmo.db.types import utcnow
 from openhmo.history.models import ChangeRecord, PhiAccess
 
 
@@ -49,6 +51,30 @@ def record_change(
     )
     session.add(record)
     return record
+
+
+def record_changes(session: Session, changes: list[dict[str, Any]]) -> None:
+    """Many changes in one statement (a batch run writes thousands): each dict holds the
+    keyword arguments of `record_change`."""
+    if not changes:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "occurred_at": now,
+            "actor": c["actor"],
+            "entity": c["entity"],
+            "entity_id": str(c["entity_id"]),
+            "action": c["action"],
+            "changes": _jsonable(c.get("changes") or {}),
+            "reason": c.get("reason", ""),
+            "member_id": c.get("member_id"),
+            "coverage_id": c.get("coverage_id"),
+            "effective_date": c.get("effective_date"),
+        }
+        for c in changes
+    ]
+    session.execute(insert(ChangeRecord.__table__), rows)
 
 
 def record_access(session: Session, *, actor: str, member_id: int, purpose: str, what: str) -> None:
