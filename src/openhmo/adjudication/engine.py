@@ -20,7 +20,7 @@ from openhmo.adjudication import (
     steps_intake,
 )
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.decisions import TRACE_STEP, Result
+from openhmo.adjudication.decisions import Result
 from openhmo.adjudication.frame import I64, S
 
 # The steps of docs/adjudication.md §3, in order.
@@ -153,7 +153,6 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         decided_step=pl.lit(None, S),
         decided_clause=pl.lit(None, S),
         decided_note=pl.lit(None, S),
-        _t=pl.lit([], pl.List(TRACE_STEP)),
     ).join(
         context.overrides.rename(
             {

@@ -76,14 +76,28 @@ def trace(
     note: pl.Expr | str | None = None,
     when: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    """Record that `step` applied `clause` to the lines where `when` holds."""
+    """Record that `step` applied `clause` to the lines where `when` holds.
+
+    Each record is a column of its own (`_trace_<n>`), gathered into the decision's
+    trace list once at the end (`trace_columns`): appending to one list column at
+    every step would copy all the lists every time.
+    """
     clause = clause if isinstance(clause, pl.Expr) else pl.lit(clause, S)
     note = note if isinstance(note, pl.Expr) else pl.lit(note, S)
     cond = when.fill_null(False) if when is not None else pl.lit(True)
     entry = pl.when(cond & clause.is_not_null()).then(
         pl.struct(step=pl.lit(step, S), clause=clause.cast(S), note=note.cast(S))
     )
-    return w.with_columns(_t=pl.concat_list([pl.col("_t"), entry]).list.drop_nulls())
+    n = sum(c.startswith(TRACE_PREFIX) for c in w.columns)
+    return w.with_columns(entry.alias(f"{TRACE_PREFIX}{n:02d}"))
+
+
+TRACE_PREFIX = "_trace_"
+
+
+def trace_columns(w: pl.DataFrame) -> list[str]:
+    """The trace records of `w`, in the order the steps made them."""
+    return sorted(c for c in w.columns if c.startswith(TRACE_PREFIX))
 
 
 def override(action: str) -> pl.Expr:

@@ -9,7 +9,7 @@ import polars as pl
 
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS
-from openhmo.adjudication.frame import I64, S
+from openhmo.adjudication.frame import I64, S, trace_columns
 from openhmo.money import format_money
 
 # The meaning of the RARCs a CO-16 denial carries (X12 RARC list), for the explanation.
@@ -209,7 +209,7 @@ def decisions(w: pl.DataFrame) -> pl.DataFrame:
         prior_auth_number=pl.col("auth_number"),
         trace=pl.concat_list(
             [
-                pl.col("_t"),
+                *[pl.col(c) for c in trace_columns(w)],
                 pl.when(
                     pl.col("decided_step").is_not_null()
                     & pl.col("status").is_in(["denied", "pended", "voided", "replaced", "void"])
