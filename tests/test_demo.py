@@ -87,6 +87,41 @@ def test_the_demo_builds_a_coherent_hmo(built):
         assert run_billing(session, through=date(2026, 12, 31), actor="test").invoices == 0
 
 
+def test_the_demo_adjudicates_a_year_of_claims_that_balance(built):
+    from openhmo.claims.models import Claim, ClaimLine, LineDecision
+
+    engine, result = built
+    report = result.claims
+    assert report is not None and report.errors == []
+    with transaction(engine) as session:
+        claims = session.scalar(select(func.count()).select_from(Claim))
+        assert claims == report.claims > 10 * 60 * 0.5  # about a dozen a member
+        rows = session.execute(
+            select(LineDecision, ClaimLine.charge_cents)
+            .join(ClaimLine, ClaimLine.id == LineDecision.line_id)
+            .where(LineDecision.superseded_at.is_(None))
+        ).all()
+        statuses = {d.status for d, _ in rows}
+        assert {"paid", "denied"} <= statuses
+        for decision, charge in rows:
+            if decision.status not in ("paid", "denied"):
+                continue
+            others = sum(
+                a["amount_cents"]
+                for a in decision.adjustments
+                if a["group"] != "PR" or a["carc"] not in ("1", "2", "3")
+            )
+            assert charge == decision.plan_paid_cents + decision.member_share_cents + others
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Claim).where(Claim.status == "received")
+            )
+            == 0
+        )
+    assert sum(report.statuses.values()) == report.lines
+    assert report.statuses["pended"] < 0.2 * report.lines
+
+
 def test_the_same_seed_builds_the_same_hmo(built, tmp_path):
     engine, _ = built
     other = make_engine(f"sqlite:///{tmp_path / 'again.db'}")
