@@ -1,0 +1,1 @@
+"""Batch adjudication: snapshots, streaming runs over family partitions, synthetic claims."""
