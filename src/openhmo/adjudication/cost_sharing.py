@@ -6,8 +6,7 @@ import polars as pl
 
 from openhmo.adjudication import accumulate, plan_tables
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, trace
-from openhmo.money import format_money
+from openhmo.adjudication.frame import I64, OPEN, S, money_text, trace
 
 
 def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
@@ -111,19 +110,33 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "pool",
         "ded_kind_col",
         "_oop_take",
-        "_oop_note",
-        "_ded_note",
+        "tier_clause",
     ]
     w = w.join(pay.select(keep), on="_row", how="left").with_columns(
         status=pl.when(pl.col("paying")).then(pl.lit("paid", S)).otherwise(pl.col("status"))
     )
     for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
         w = w.with_columns(pl.col(c).fill_null(0))
-    w = trace(w, "deductible", pl.col("_ded_note"), when=pl.col("paying") & (pl.col("_ded") > 0))
+    ded_note = (
+        pl.col("ded_kind_col")
+        + " "
+        + money_text(pl.col("_ded"))
+        + " ("
+        + pl.col("tier_clause")
+        + ".deductible)"
+    )
+    w = trace(w, "deductible", ded_note, when=pl.col("paying") & (pl.col("_ded") > 0))
+    oop_note = (
+        pl.lit("out-of-pocket maximum reached: member share capped at ", S)
+        + money_text(pl.col("_oop_take"))
+        + " ("
+        + pl.col("tier_clause")
+        + ".out_of_pocket_max)"
+    )
     return trace(
         w,
         "out_of_pocket",
-        pl.col("_oop_note"),
+        oop_note,
         when=pl.col("paying") & (pl.col("_oop_take") < pl.col("_share")),
     )
 
@@ -214,15 +227,7 @@ def _deductible(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         _fam=pl.when(drug).then(fam_d).otherwise(fam_m),
     )
     pay = _apply_limits(pay, "_subject", "_ded")
-    note = (
-        pl.col("ded_kind_col")
-        + " "
-        + pl.col("_ded").map_elements(format_money, return_dtype=S)
-        + " ("
-        + pl.col("tier_clause")
-        + ".deductible)"
-    )
-    return pay.with_columns(_ded_note=note).drop("_m_start", "_f_start", "_ind", "_fam", "kind")
+    return pay.drop("_m_start", "_f_start", "_ind", "_fam", "kind")
 
 
 def _out_of_pocket(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
@@ -230,11 +235,4 @@ def _out_of_pocket(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     ind, fam = _limits(pay, tables, "oop_ind", "oop_fam", None)
     pay = pay.with_columns(_ind=ind, _fam=fam)
     pay = _apply_limits(pay, "_share", "_oop_take")
-    note = (
-        pl.lit("out-of-pocket maximum reached: member share capped at ", S)
-        + pl.col("_oop_take").map_elements(format_money, return_dtype=S)
-        + " ("
-        + pl.col("tier_clause")
-        + ".out_of_pocket_max)"
-    )
-    return pay.with_columns(_oop_note=note).drop("_m_start", "_f_start", "_ind", "_fam", "kind")
+    return pay.drop("_m_start", "_f_start", "_ind", "_fam", "kind")

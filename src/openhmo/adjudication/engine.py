@@ -20,8 +20,8 @@ from openhmo.adjudication import (
     steps_intake,
 )
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.decisions import Result
-from openhmo.adjudication.frame import I64, S
+from openhmo.adjudication.decisions import Decided, Result
+from openhmo.adjudication.frame import I64, S, tracing
 
 # The steps of docs/adjudication.md §3, in order.
 STEPS = (
@@ -41,19 +41,39 @@ STEPS = (
 
 
 def adjudicate(claims: pl.DataFrame, context: Context) -> Result:
-    """Decide every line of `claims` under `context` (docs/adjudication.md)."""
-    tables = plan_tables.build(context.designs)
-    w = _prepare(claims, context, tables)
-    for step in STEPS:
-        w = step(w, context, tables)
-    w = outputs.payment(w)
-    w = outputs.explain(w, context)
+    """Decide every line of `claims` under `context` (docs/adjudication.md), with the
+    trace of every step: the real-time path, and what staff read."""
+    with tracing(True):
+        w = _run(claims, context, plan_tables.build(context.designs))
     return Result(
-        decisions=outputs.decisions(w),
+        decisions=outputs.present(outputs.line_decisions(w), outputs.trace_lists(w)),
         accumulators=outputs.accumulators(w, context),
         visit_usage=outputs.visit_usage(w, context),
         referral_usage=outputs.referral_usage(w, context),
     )
+
+
+def decide(claims: pl.DataFrame, context: Context, tables: dict | None = None) -> Decided:
+    """The same decisions as `adjudicate`, flat and without the trace: the batch path.
+
+    `tables` are the plan tables of `context.designs` (plan_tables.build), built once by
+    a caller that decides many partitions under the same designs.
+    """
+    with tracing(False):
+        w = _run(claims, context, tables or plan_tables.build(context.designs))
+    return Decided(
+        decisions=outputs.line_decisions(w),
+        accumulators=outputs.accumulators(w, context),
+        visit_usage=outputs.visit_usage(w, context),
+        referral_usage=outputs.referral_usage(w, context),
+    )
+
+
+def _run(claims: pl.DataFrame, context: Context, tables: dict) -> pl.DataFrame:
+    w = _prepare(claims, context, tables)
+    for step in STEPS:
+        w = step(w, context, tables)
+    return outputs.explain(outputs.payment(w), context)
 
 
 def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import polars as pl
 
+from openhmo.money import format_money
+
 OPEN = pl.col("status").is_null()
+# Whether the steps record their trace. The real-time path shows it to staff; a batch
+# run writes only the decisions (and the clause that decided each line), so it skips
+# building the notes of every step for millions of lines.
+_TRACING: ContextVar[bool] = ContextVar("openhmo_tracing", default=True)
+
+
+@contextmanager
+def tracing(on: bool) -> Iterator[None]:
+    token = _TRACING.set(on)
+    try:
+        yield
+    finally:
+        _TRACING.reset(token)
+
+
 S, I64 = pl.String, pl.Int64
 
 
@@ -82,6 +103,8 @@ def trace(
     trace list once at the end (`trace_columns`): appending to one list column at
     every step would copy all the lists every time.
     """
+    if not _TRACING.get():
+        return w
     clause = clause if isinstance(clause, pl.Expr) else pl.lit(clause, S)
     note = note if isinstance(note, pl.Expr) else pl.lit(note, S)
     cond = when.fill_null(False) if when is not None else pl.lit(True)
@@ -102,3 +125,15 @@ def trace_columns(w: pl.DataFrame) -> list[str]:
 
 def override(action: str) -> pl.Expr:
     return (pl.col("override_action") == action).fill_null(False)
+
+
+def money_text(expr: pl.Expr) -> pl.Expr:
+    """Cents as "$1,250.00" text (openhmo.money.format_money), formatted once per distinct
+    amount: a batch has millions of lines but few distinct amounts."""
+
+    def fmt(cents: pl.Series) -> pl.Series:
+        distinct = cents.drop_nulls().unique()
+        texts = [format_money(c) for c in distinct.to_list()]
+        return cents.replace_strict(distinct, texts, default=None, return_dtype=S)
+
+    return expr.map_batches(fmt, return_dtype=S)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from datetime import date
-
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS
-from openhmo.adjudication.frame import I64, S, trace_columns
-from openhmo.money import format_money
+from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS, LINE_DECISIONS, TRACE_STEP
+from openhmo.adjudication.frame import I64, S, money_text, trace_columns
 
 # The meaning of the RARCs a CO-16 denial carries (X12 RARC list), for the explanation.
 RARC_MEANING = {
@@ -27,47 +23,120 @@ NO_AMOUNTS = ("pended", "voided", "replaced", "void")
 
 
 def payment(w: pl.DataFrame) -> pl.DataFrame:
+    """Step 11: what the plan pays, and the contractual write-off of a paid line."""
     paid = pl.col("status") == "paid"
-    w = w.with_columns(
+    allowed = pl.when(paid).then(pl.col("allowed_cents")).otherwise(0)
+    return w.with_columns(
         plan_paid_cents=pl.when(paid)
         .then(pl.col("allowed_cents") - pl.col("member_share_cents"))
         .otherwise(0),
-        allowed_cents=pl.when(paid).then(pl.col("allowed_cents")).otherwise(0),
-    )
-    write_off_group = (
-        pl.when(pl.col("in_network") | pl.col("is_emergency"))
-        .then(pl.lit("CO", S))
-        .otherwise(pl.lit("PR", S))
+        allowed_cents=allowed,
+        # Above the allowed amount: the provider's to write off in network (and for an
+        # emergency, under the No Surprises Act), the member's to pay out of network.
+        write_off_group=pl.when(paid)
+        .then(
+            pl.when(pl.col("in_network") | pl.col("is_emergency"))
+            .then(pl.lit("CO", S))
+            .otherwise(pl.lit("PR", S))
+        )
+        .otherwise(pl.lit(None, S)),
+        write_off_cents=pl.when(paid).then(pl.col("charge_cents").fill_null(0) - allowed),
     )
 
-    def adj(group, carc: str, amount: pl.Expr, when: pl.Expr) -> pl.Expr:
+
+def adjustments() -> pl.Expr:
+    """The CAS adjustments of a line decision, as the list of its flat columns say."""
+    paid = pl.col("status") == "paid"
+
+    def adj(group: pl.Expr | str, carc: str, amount: str) -> pl.Expr:
         group = group if isinstance(group, pl.Expr) else pl.lit(group, S)
-        return pl.when(when & (amount > 0)).then(
-            pl.struct(group=group, carc=pl.lit(carc, S), rarc=pl.lit(None, S), amount_cents=amount)
+        return pl.when(paid & (pl.col(amount) > 0)).then(
+            pl.struct(
+                group=group, carc=pl.lit(carc, S), rarc=pl.lit(None, S), amount_cents=pl.col(amount)
+            )
         )
 
-    charge = pl.col("charge_cents").fill_null(0)
     denied = pl.when(pl.col("status") == "denied").then(
         pl.struct(
-            group=pl.col("group"), carc=pl.col("carc"), rarc=pl.col("rarc"), amount_cents=charge
+            group=pl.col("denial_group"),
+            carc=pl.col("denial_carc"),
+            rarc=pl.col("denial_rarc"),
+            amount_cents=pl.col("charge_cents"),
         )
     )
-    adjustments = pl.concat_list(
-        [
-            adj(write_off_group, "45", charge - pl.col("allowed_cents"), paid),
-            adj("PR", "1", pl.col("deductible_cents"), paid),
-            adj("PR", "3", pl.col("copay_cents"), paid),
-            adj("PR", "2", pl.col("coinsurance_cents"), paid),
-            denied,
-        ]
-    ).list.drop_nulls()
-    return w.with_columns(adjustments=adjustments.cast(pl.List(ADJUSTMENT)))
+    return (
+        pl.concat_list(
+            [
+                adj(pl.col("write_off_group"), "45", "write_off_cents"),
+                adj("PR", "1", "deductible_cents"),
+                adj("PR", "3", "copay_cents"),
+                adj("PR", "2", "coinsurance_cents"),
+                denied,
+            ]
+        )
+        .list.drop_nulls()
+        .cast(pl.List(ADJUSTMENT))
+    )
 
 
 def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
+    """The member's explanation of each line: a catalogue message id and its parameters."""
+    status, carc = pl.col("status"), pl.col("carc")
+    service = pl.lit("category.", S) + pl.col("category").fill_null("other")
+    preventive = (
+        pl.col("category").is_in(["preventive", "screening_mammography"])
+        & pl.col("cost_share_tier").is_in(["in_network", "all_providers"])
+        & pl.col("no_charge").fill_null(False)
+        & (pl.col("deductible_rule") == "no_deductible")
+    )
+    by_staff = pl.col("decided_clause").fill_null("").str.starts_with("staff review: ")
+    kind = (
+        pl.when(status.is_in(["voided", "replaced", "void"]))
+        .then(status)
+        .when(status == "pended")
+        .then(pl.lit("pended"))
+        .when((status == "paid") & preventive)
+        .then(pl.lit("paid.preventive"))
+        .when((status == "paid") & pl.col("emergency_out_of_network").fill_null(False))
+        .then(pl.lit("paid.emergency_out_of_network"))
+        .when(status == "paid")
+        .then(pl.lit("paid"))
+        .when(by_staff)
+        .then(pl.lit("by_staff"))
+        .when(carc.is_in(list(_BY_CARC)))
+        .then(carc)
+        .otherwise(pl.lit("by_review"))
+    )
+    w = w.with_columns(_explain=kind)
+    kinds = w["_explain"].unique().to_list()
+    if "288" in kinds:
+        w = _with_pcp_name(w, context)
+    ids = pl.col("_explain").replace_strict(_MESSAGE, default=None, return_dtype=S)
+    parts = []
+    for k in kinds:
+        fields = _PARAMS[k](service)
+        part = w.filter(pl.col("_explain") == k).select("_row")
+        if fields:
+            part = w.filter(pl.col("_explain") == k).select(
+                "_row", _params=pl.struct(**fields).struct.json_encode()
+            )
+        else:
+            part = part.with_columns(_params=pl.lit("{}", S))
+        parts.append(part)
+    params = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, "_params": S})
+    return (
+        w.with_columns(explanation_id=ids)
+        .join(params, on="_row", how="left")
+        .rename({"_params": "explanation_params"})
+        .drop("_explain")
+    )
+
+
+def _with_pcp_name(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     pcp = context.pcp.join(context.providers.select("npi", pcp_name="name"), on="npi", how="left")
-    pcps = (
-        w.select("_row", "member_id", "service_date")
+    names = (
+        w.filter(pl.col("_explain") == "288")
+        .select("_row", "member_id", "service_date")
         .join(pcp, on="member_id")
         .filter(
             (pl.col("start") <= pl.col("service_date"))
@@ -76,169 +145,112 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         .unique("_row", keep="first")
         .select("_row", "pcp_name")
     )
-    w = w.join(pcps, on="_row", how="left")
-    rows = w.select(
-        "_row",
-        "status",
-        "carc",
-        "rarc",
-        "pend_reason",
-        "category",
-        "allowed_cents",
-        "plan_paid_cents",
-        "member_share_cents",
-        "provider_name",
-        "provider_specialty",
-        "plan_name",
-        "member_number",
-        "first_start",
-        "last_end",
-        "ref_number",
-        "ref_visits",
-        "limit_text",
-        "timely_filing_days",
-        "pcp_name",
-        "is_emergency",
-        "emergency_out_of_network",
-        "override_reason",
-        "decided_step",
-        "decided_clause",
-        "cost_share_tier",
-        "no_charge",
-        "deductible_rule",
-        "end",
-    ).to_dicts()
-    ids, params = [], []
-    for r in rows:
-        message, p = _explanation(r)
-        ids.append(message)
-        params.append(json.dumps(p, sort_keys=True, ensure_ascii=False))
-    return w.join(
-        pl.DataFrame(
-            {
-                "_row": [r["_row"] for r in rows],
-                "explanation_id": ids,
-                "explanation_params": params,
-            },
-            schema={"_row": w.schema["_row"], "explanation_id": S, "explanation_params": S},
-        ),
-        on="_row",
-    )
+    return w.join(names, on="_row", how="left")
 
 
-def _money(cents) -> str:
-    return format_money(int(cents or 0))
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).fill_null("")
 
 
-def _explanation(r: dict) -> tuple[str, dict]:
-    service = f"category.{r['category'] or 'other'}"
-    status = r["status"]
-    if status in ("voided", "replaced", "void"):
-        return f"explain.{status}", {}
-    if status == "pended":
-        return "explain.pended", {"reason": r["pend_reason"]}
-    if status == "paid":
-        if (
-            service in ("category.preventive", "category.screening_mammography")
-            and r["cost_share_tier"] in ("in_network", "all_providers")
-            and r["no_charge"]
-            and r["deductible_rule"] == "no_deductible"
-        ):
-            return "explain.paid.preventive", {"service": service}
-        if r["emergency_out_of_network"]:
-            return "explain.paid.emergency_out_of_network", {
-                "service": service,
-                "plan_paid": _money(r["plan_paid_cents"]),
-                "member_share": _money(r["member_share_cents"]),
-            }
-        return "explain.paid", {
-            "service": service,
-            "allowed": _money(r["allowed_cents"]),
-            "plan_paid": _money(r["plan_paid_cents"]),
-            "member_share": _money(r["member_share_cents"]),
-        }
-    if (r["decided_clause"] or "").startswith("staff review: "):
-        return "explain.denied.by_review", {"reason": r["override_reason"] or ""}
-    carc = r["carc"]
-    table = {
-        "16": ("explain.denied.invalid_claim", {"reason": RARC_MEANING.get(r["rarc"], "")}),
-        "18": ("explain.denied.duplicate", {}),
-        "29": ("explain.denied.timely_filing", {"days": r["timely_filing_days"]}),
-        "31": ("explain.denied.not_a_member", {"member_number": r["member_number"] or ""}),
-        "26": ("explain.denied.before_coverage", {"start": _iso(r["first_start"])}),
-        "27": ("explain.denied.after_coverage", {"end": _iso(r["last_end"])}),
-        "242": (
-            "explain.denied.out_of_network",
-            {"provider": r["provider_name"] or "", "plan": r["plan_name"] or ""},
-        ),
-        "288": (
-            "explain.denied.referral_required",
-            {
-                "service": service,
-                "provider": r["provider_name"] or "",
-                "specialty": r["provider_specialty"] or "",
-                "pcp": r["pcp_name"] or "explain.your_pcp",
-            },
-        ),
-        "287": (
-            "explain.denied.referral_used_up",
-            {"referral_number": r["ref_number"] or "", "visits": r["ref_visits"]},
-        ),
-        "197": ("explain.denied.prior_authorization", {"service": service}),
-        "96": ("explain.denied.not_covered", {"service": service}),
-        "204": ("explain.denied.not_covered", {"service": service}),
-        "119": (
-            "explain.denied.limit_reached",
-            {"service": service, "limit": r["limit_text"] or ""},
-        ),
-    }
-    return table.get(carc, ("explain.denied.by_review", {"reason": carc or ""}))
+def _iso(column: str) -> pl.Expr:
+    return pl.col(column).dt.to_string("%Y-%m-%d").fill_null("")
 
 
-def _iso(day: date | None) -> str:
-    return day.isoformat() if day else ""
+_BY_CARC = {
+    "16": "explain.denied.invalid_claim",
+    "18": "explain.denied.duplicate",
+    "29": "explain.denied.timely_filing",
+    "31": "explain.denied.not_a_member",
+    "26": "explain.denied.before_coverage",
+    "27": "explain.denied.after_coverage",
+    "242": "explain.denied.out_of_network",
+    "288": "explain.denied.referral_required",
+    "287": "explain.denied.referral_used_up",
+    "197": "explain.denied.prior_authorization",
+    "96": "explain.denied.not_covered",
+    "204": "explain.denied.not_covered",
+    "119": "explain.denied.limit_reached",
+}
+_MESSAGE = {
+    "voided": "explain.voided",
+    "replaced": "explain.replaced",
+    "void": "explain.void",
+    "pended": "explain.pended",
+    "paid.preventive": "explain.paid.preventive",
+    "paid.emergency_out_of_network": "explain.paid.emergency_out_of_network",
+    "paid": "explain.paid",
+    "by_staff": "explain.denied.by_review",
+    "by_review": "explain.denied.by_review",
+    **_BY_CARC,
+}
+# The parameters of each kind of explanation (keys in sorted order, as JSON has them).
+_PARAMS = {
+    "voided": lambda service: {},
+    "replaced": lambda service: {},
+    "void": lambda service: {},
+    "pended": lambda service: {"reason": pl.col("pend_reason")},
+    "paid.preventive": lambda service: {"service": service},
+    "paid.emergency_out_of_network": lambda service: {
+        "member_share": money_text(pl.col("member_share_cents").fill_null(0)),
+        "plan_paid": money_text(pl.col("plan_paid_cents").fill_null(0)),
+        "service": service,
+    },
+    "paid": lambda service: {
+        "allowed": money_text(pl.col("allowed_cents").fill_null(0)),
+        "member_share": money_text(pl.col("member_share_cents").fill_null(0)),
+        "plan_paid": money_text(pl.col("plan_paid_cents").fill_null(0)),
+        "service": service,
+    },
+    "by_staff": lambda service: {"reason": _text("override_reason")},
+    "by_review": lambda service: {"reason": _text("carc")},
+    "16": lambda service: {
+        "reason": pl.col("rarc").replace_strict(RARC_MEANING, default="", return_dtype=S)
+    },
+    "18": lambda service: {},
+    "29": lambda service: {"days": pl.col("timely_filing_days").cast(I64)},
+    "31": lambda service: {"member_number": _text("member_number")},
+    "26": lambda service: {"start": _iso("first_start")},
+    "27": lambda service: {"end": _iso("last_end")},
+    "242": lambda service: {"plan": _text("plan_name"), "provider": _text("provider_name")},
+    "288": lambda service: {
+        "pcp": pl.col("pcp_name").fill_null("explain.your_pcp"),
+        "provider": _text("provider_name"),
+        "service": service,
+        "specialty": _text("provider_specialty"),
+    },
+    "287": lambda service: {"referral_number": _text("ref_number"), "visits": pl.col("ref_visits")},
+    "197": lambda service: {"service": service},
+    "96": lambda service: {"service": service},
+    "204": lambda service: {"service": service},
+    "119": lambda service: {"limit": _text("limit_text"), "service": service},
+}
 
 
-def decisions(w: pl.DataFrame) -> pl.DataFrame:
+def line_decisions(w: pl.DataFrame) -> pl.DataFrame:
+    """The flat decision of every line (LINE_DECISIONS), in adjudication order."""
     out = w.sort("_order").with_columns(
-        pend_reason=pl.col("pend_reason"),
-        network_tier=pl.col("network_tier"),
-        cost_share_tier=pl.col("cost_share_tier"),
         emergency=pl.col("is_emergency"),
         referral_number=pl.col("ref_number"),
         prior_auth_number=pl.col("auth_number"),
-        trace=pl.concat_list(
-            [
-                *[pl.col(c) for c in trace_columns(w)],
-                pl.when(
-                    pl.col("decided_step").is_not_null()
-                    & pl.col("status").is_in(["denied", "pended", "voided", "replaced", "void"])
-                ).then(
-                    pl.struct(
-                        step=pl.col("decided_step"),
-                        clause=pl.col("decided_clause"),
-                        note=pl.col("decided_note"),
-                    )
-                ),
-            ]
-        ).list.drop_nulls(),
+        denial_group=pl.when(pl.col("status") == "denied").then(pl.col("group")),
+        denial_carc=pl.when(pl.col("status") == "denied").then(pl.col("carc")),
+        denial_rarc=pl.when(pl.col("status") == "denied").then(pl.col("rarc")),
     )
-    for c in (
-        "allowed_cents",
-        "plan_paid_cents",
-        "deductible_cents",
-        "copay_cents",
-        "coinsurance_cents",
-        "member_share_cents",
-        "charge_cents",
-    ):
-        out = out.with_columns(
-            pl.when(pl.col("status").is_in(NO_AMOUNTS) & (c != "charge_cents"))
-            .then(None)
-            .otherwise(pl.col(c).fill_null(0))
-            .cast(I64)
-            .alias(c)
-        )
+    no_amounts = pl.col("status").is_in(NO_AMOUNTS)
+    out = out.with_columns(
+        [
+            pl.when(no_amounts).then(None).otherwise(pl.col(c).fill_null(0)).cast(I64).alias(c)
+            for c in (
+                "allowed_cents",
+                "plan_paid_cents",
+                "deductible_cents",
+                "copay_cents",
+                "coinsurance_cents",
+                "member_share_cents",
+            )
+        ]
+        + [pl.col("charge_cents").fill_null(0).cast(I64)]
+    )
     early = pl.col("decided_step").is_in(BEFORE_NETWORK) & pl.col("status").is_in(
         ["denied", "pended", "voided", "replaced", "void"]
     )
@@ -253,6 +265,39 @@ def decisions(w: pl.DataFrame) -> pl.DataFrame:
             for c in ("category", "category_rule")
         ]
     )
+    return out.select([pl.col(c).cast(t) for c, t in LINE_DECISIONS.items()])
+
+
+def trace_lists(w: pl.DataFrame) -> pl.Series:
+    """Each line's trace, in adjudication order: what every step applied, then the
+    clause that decided a line that was not paid."""
+    decided = pl.when(
+        pl.col("decided_step").is_not_null()
+        & pl.col("status").is_in(["denied", "pended", "voided", "replaced", "void"])
+    ).then(
+        pl.struct(
+            step=pl.col("decided_step"),
+            clause=pl.col("decided_clause"),
+            note=pl.col("decided_note"),
+        )
+    )
+    return (
+        w.sort("_order")
+        .select(
+            trace=pl.concat_list([*[pl.col(c) for c in trace_columns(w)], decided])
+            .list.drop_nulls()
+            .cast(pl.List(TRACE_STEP))
+        )
+        .to_series()
+    )
+
+
+def present(lines: pl.DataFrame, trace: pl.Series | None = None) -> pl.DataFrame:
+    """Line decisions as people read them (DECISIONS): the adjustments as a CAS list, and
+    the trace (empty where the run kept none)."""
+    if trace is None:
+        trace = pl.Series("trace", [[]] * lines.height, dtype=pl.List(TRACE_STEP))
+    out = lines.with_columns(adjustments=adjustments(), trace=trace)
     return out.select([pl.col(c).cast(t) for c, t in DECISIONS.items()])
 
 

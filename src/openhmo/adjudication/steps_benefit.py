@@ -7,9 +7,8 @@ from decimal import Decimal
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, override, pend, settle, trace
+from openhmo.adjudication.frame import I64, OPEN, S, money_text, override, pend, settle, trace
 from openhmo.adjudication.steps_authorization import visit_index
-from openhmo.money import format_money
 from openhmo.network.pricing import (
     FeeScheduleSnapshot,
     NoRate,
@@ -130,7 +129,7 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         pl.when(emergency_oon)
         .then(
             pl.lit("recognized amount: lesser of the charge and the QPA ", S)
-            + pl.col("qpa_cents").map_elements(format_money, return_dtype=S)
+            + money_text(pl.col("qpa_cents"))
         )
         .otherwise(pl.col("price_detail"))
     )

@@ -78,6 +78,12 @@ def read_snapshot(directory: str | Path, *, families: pl.Series | None = None) -
     return Context(designs=designs, **tables)
 
 
+def only_families(context: Context, families: pl.Series) -> Context:
+    """What of `context` concerns `families` (the shared tables whole)."""
+    tables = {name: getattr(context, name) for name in SCHEMAS}
+    return Context(designs=context.designs, **_only(tables, families))
+
+
 def _only(tables: dict[str, pl.DataFrame], families: pl.Series) -> dict[str, pl.DataFrame]:
     """The rows of the member-keyed tables that belong to `families`."""
     eligibility = tables["eligibility"].filter(pl.col("family_id").is_in(families.implode()))

@@ -32,6 +32,7 @@ from openhmo.claims.service import (
     get_claim,
     queue,
 )
+from openhmo.cli import batch
 from openhmo.cli.common import actor, console, engine, fail, unit_of_work
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
@@ -375,3 +376,8 @@ def accumulators(
             for v in usage:
                 visits.add_row(str(v.plan_year), people[v.member_id].name, v.category, str(v.used))
             console.print(visits)
+
+
+# Batch adjudication by the file lives in its own module; it answers under `claims`.
+app.command("adjudicate-batch")(batch.adjudicate_batch)
+app.command("export")(batch.export)

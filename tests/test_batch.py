@@ -1,0 +1,306 @@
+"""Batch adjudication (openhmo.batch.runner): the same decisions, whatever the partitions,
+as the real-time path and the reference model; outputs that survive a crash.
+
+The batch path decides family partitions from a Parquet file and writes flat line
+decisions; `outputs.present` turns them back into the decisions people read, which
+must equal, line for line and cent for cent, what `engine.adjudicate` (real time) and
+the reference model (tests/reference_model.py) decide on the same world.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from openhmo.adjudication.decisions import LINE_DECISIONS, Result
+from openhmo.adjudication.engine import adjudicate, decide
+from openhmo.adjudication.outputs import present
+from openhmo.batch.partition import family_groups, with_partition
+from openhmo.batch.runner import BatchError, recover, run_batch
+from openhmo.batch.snapshot import write_snapshot
+from reference_model import adjudicate_reference
+from scenarios.loader import differences, load_scenario, scenario_files
+from test_adjudication_properties import Shape, random_world
+from test_scenarios import check
+
+KEY = ["claim_id", "line_number"]
+
+
+def batch_result(tmp: Path, claims: pl.DataFrame, context, **options) -> Result:
+    """Run the batch path on files in `tmp`; its outputs as a Result (decisions presented)."""
+    claims.write_parquet(tmp / "claims.parquet")
+    run_batch(tmp / "claims.parquet", tmp / "decisions.parquet", context, **options)
+    state = read_snapshot_state(tmp / "decisions.state")
+    return Result(
+        decisions=present(pl.read_parquet(tmp / "decisions.parquet")),
+        accumulators=state["accumulators"],
+        visit_usage=state["visit_usage"],
+        referral_usage=state["referral_usage"],
+    )
+
+
+def read_snapshot_state(directory: Path) -> dict[str, pl.DataFrame]:
+    return {
+        name: pl.read_parquet(directory / f"{name}.parquet")
+        for name in ("accumulators", "visit_usage", "referral_usage")
+    }
+
+
+WORLDS = [
+    Shape("HMO", "separate", "embedded", 30000, (4, 1, 3, 6, 2), 400, 11),
+    Shape("PPO", "cross", "aggregate", 50000, (2, 5, 1, 3), 400, 12),
+    Shape("POS", "separate", "aggregate", 10000, (6, 6, 2, 1), 400, 13),
+    Shape("indemnity", "cross", "embedded", 0, (3, 3, 3), 300, 14),
+    Shape("EPO", "separate", "embedded", 30000, (1, 1, 1, 1, 1, 1), 300, 15),
+]
+
+
+@pytest.mark.parametrize("shape", WORLDS, ids=[s.plan_type for s in WORLDS])
+def test_batch_equals_real_time_and_reference(tmp_path: Path, shape: Shape):
+    world = random_world(shape)
+    # A partition of a few dozen lines: families are split over many partitions.
+    batch = batch_result(tmp_path, world.claims, world.context, partition_lines=40)
+    real_time = adjudicate(world.claims, world.context)
+    reference = adjudicate_reference(world.claims, world.context)
+    found = differences(batch, real_time, ("batch", "real time"))
+    assert not found, "\n".join(found[:30])
+    found = [
+        d
+        for d in differences(batch, reference, ("batch", "reference"))
+        # the reference model words its explanations' parameters only in the scenarios
+        if " explanation_params: " not in d
+    ]
+    assert not found, "\n".join(found[:30])
+    assert batch.decisions.height == world.claims.height
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=[p.stem for p in scenario_files()])
+def test_scenarios_through_the_batch_path(tmp_path: Path, path: Path):
+    """Every hand-checked scenario, decided one family per partition, to the cent."""
+    scenario = load_scenario(path)
+    check(
+        scenario,
+        batch_result(tmp_path, scenario.claims, scenario.context, partition_lines=1),
+        "batch",
+    )
+
+
+def test_partitioning_changes_nothing(tmp_path: Path):
+    world = random_world(Shape("HMO", "separate", "embedded", 30000, (4, 2, 5, 1, 3, 2), 500, 21))
+    runs = []
+    for n, lines in enumerate((1, 57, 10_000)):
+        (tmp_path / str(n)).mkdir()
+        world.claims.write_parquet(tmp_path / str(n) / "claims.parquet")
+        summary = run_batch(
+            tmp_path / str(n) / "claims.parquet",
+            tmp_path / str(n) / "d.parquet",
+            world.context,
+            partition_lines=lines,
+        )
+        runs.append(
+            (summary.partitions, pl.read_parquet(tmp_path / str(n) / "d.parquet").sort(KEY))
+        )
+    assert runs[0][0] > runs[1][0] > runs[2][0] == 1
+    whole = decide(world.claims, world.context).decisions.sort(KEY)
+    for _, decisions in runs:
+        assert dict(decisions.schema) == LINE_DECISIONS
+        assert decisions.equals(whole)
+
+
+def cross_family_world():
+    """A world where a claim of one family is replaced by a claim filed under a member of
+    another family (a member number corrected on resubmission)."""
+    world = random_world(Shape("HMO", "separate", "embedded", 30000, (2, 2, 2, 2), 200, 31))
+    elig = world.context.eligibility
+    families = elig["family_id"].unique().sort().to_list()
+    # Only original claims, so that nothing else ties families together.
+    world.claims = world.claims.filter(pl.col("frequency_code") == "1")
+    other = elig.filter(pl.col("family_id") == families[-1])["member_number"][0]
+    first_claims = world.claims.filter(pl.col("frequency_code") == "1")
+    original = first_claims.filter(
+        pl.col("member_number").is_in(
+            elig.filter(pl.col("family_id") == families[0])["member_number"].implode()
+        )
+    )["claim_id"][0]
+    lines = world.claims.filter(pl.col("claim_id") == original)
+    replacement = lines.with_columns(
+        claim_id=pl.lit("XFAM-1"),
+        member_number=pl.lit(other),
+        frequency_code=pl.lit("7"),
+        replaces_claim_id=pl.lit(original),
+        received_at=pl.col("received_at") + pl.duration(days=3),
+    )
+    return world, pl.concat([world.claims, replacement]), original, families
+
+
+def test_families_tied_by_a_replacement_share_a_partition(tmp_path: Path):
+    world, claims, original, families = cross_family_world()
+    groups = family_groups(world.context.eligibility, claims.lazy())
+    assert groups.merged == {f"f:{families[-1]}": f"f:{families[0]}"}
+    assert family_groups(world.context.eligibility, world.claims.lazy()).merged == {}
+    parts = with_partition(claims.lazy(), groups, 7).collect()
+    tied = parts.filter(pl.col("claim_id").is_in([original, "XFAM-1"]))["_partition"].unique()
+    assert tied.len() == 1
+    batch = batch_result(tmp_path, claims, world.context, partition_lines=1)
+    decisions = batch.decisions.filter(pl.col("claim_id") == original)
+    assert set(decisions["status"]) == {"replaced"}
+    assert not differences(batch, adjudicate(claims, world.context), ("batch", "real time"))
+
+
+def test_a_bad_claims_file_is_refused_with_its_reason(tmp_path: Path):
+    world = random_world(Shape("HMO", "separate", "embedded", 0, (2,), 20, 41))
+    (tmp_path / "not.parquet").write_text("claim_id,line\n1,1\n")
+    with pytest.raises(BatchError, match="not a Parquet file"):
+        run_batch(tmp_path / "not.parquet", tmp_path / "d.parquet", world.context)
+    world.claims.drop("units").write_parquet(tmp_path / "short.parquet")
+    with pytest.raises(BatchError, match=r"lack the column.*units"):
+        run_batch(tmp_path / "short.parquet", tmp_path / "d.parquet", world.context)
+    world.claims.with_columns(pl.col("charge_cents").cast(pl.Float64)).write_parquet(
+        tmp_path / "float.parquet"
+    )
+    with pytest.raises(BatchError, match="charge_cents is Float64, expected Int64"):
+        run_batch(tmp_path / "float.parquet", tmp_path / "d.parquet", world.context)
+    assert not (tmp_path / "d.parquet").exists()
+
+
+# --- crash safety --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crash_world(tmp_path_factory) -> Path:
+    """A snapshot and two claims files (A, then B: another run over the same context)."""
+    root = tmp_path_factory.mktemp("crash")
+    world = random_world(
+        Shape("HMO", "separate", "embedded", 30000, tuple([4, 2, 3, 1, 5, 2] * 6), 2500, 51)
+    )
+    write_snapshot(world.context, root / "context")
+    world.claims.write_parquet(root / "a.parquet")
+    # B: A without its first 300 claims' lines, with charges up by a tenth.
+    dropped = world.claims["claim_id"].unique(maintain_order=True).head(300).implode()
+    world.claims.filter(~pl.col("claim_id").is_in(dropped)).with_columns(
+        charge_cents=pl.col("charge_cents") * 11 // 10
+    ).write_parquet(root / "b.parquet")
+    return root
+
+
+def batch_cli(root: Path, claims: str, out: Path, crash: str | None = None, **popen):
+    env = dict(os.environ)
+    env.pop("OPENHMO_BATCH_CRASH_AT", None)
+    if crash:
+        env["OPENHMO_BATCH_CRASH_AT"] = crash
+    command = [
+        sys.executable,
+        "-m",
+        "openhmo.cli.main",
+        "claims",
+        "adjudicate-batch",
+        "--claims",
+        str(root / claims),
+        "--context",
+        str(root / "context"),
+        "--out",
+        str(out),
+        "--partition-lines",
+        "1000",
+    ]
+    if popen:
+        return subprocess.Popen(command, env=env, **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    """Every visible output file, by relative path, with its bytes."""
+    return {
+        str(p.relative_to(out.parent)): p.read_bytes()
+        for p in sorted(out.parent.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out.parent).parts)
+    }
+
+
+def frames(out: Path) -> dict[str, pl.DataFrame]:
+    state = read_snapshot_state(out.with_name(f"{out.stem}.state"))
+    return {"decisions": pl.read_parquet(out), **state}
+
+
+def assert_same(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), f"{name} differs"
+
+
+@pytest.fixture(scope="module")
+def clean_runs(crash_world: Path, tmp_path_factory) -> dict[str, dict[str, pl.DataFrame]]:
+    """Uninterrupted runs of A and of B, each in a directory of its own."""
+    runs = {}
+    for name in ("a", "b"):
+        out = tmp_path_factory.mktemp(f"clean-{name}") / "d.parquet"
+        done = batch_cli(crash_world, f"{name}.parquet", out)
+        assert done.returncode == 0, done.stderr
+        runs[name] = frames(out)
+    assert not runs["a"]["decisions"].equals(runs["b"]["decisions"])
+    return runs
+
+
+@pytest.mark.parametrize("crash", ["partition:1", "partition:3", "commit"])
+def test_a_crash_leaves_the_previous_outputs_and_a_rerun_finishes(
+    tmp_path: Path, crash_world: Path, clean_runs, crash: str
+):
+    out = tmp_path / "d.parquet"
+    assert batch_cli(crash_world, "a.parquet", out).returncode == 0
+    before = outputs(out)
+    killed = batch_cli(crash_world, "b.parquet", out, crash=crash)
+    assert killed.returncode == -signal.SIGKILL
+    # Killed before or at the commit (the journal written, nothing renamed): A's outputs.
+    assert outputs(out) == before
+    rerun = batch_cli(crash_world, "b.parquet", out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same(frames(out), clean_runs["b"])
+    assert not [p for p in tmp_path.iterdir() if ".run-" in p.name or p.name.endswith(".commit")]
+
+
+def test_a_crash_between_the_renames_is_rolled_forward(
+    tmp_path: Path, crash_world: Path, clean_runs
+):
+    out = tmp_path / "d.parquet"
+    assert batch_cli(crash_world, "a.parquet", out).returncode == 0
+    killed = batch_cli(crash_world, "b.parquet", out, crash="move")
+    assert killed.returncode == -signal.SIGKILL
+    # The decisions are B's, the state still A's: the journal says what is left to do.
+    assert (tmp_path / ".d.parquet.commit").exists()
+    assert recover(out)
+    assert_same(frames(out), clean_runs["b"])
+    assert not recover(out)
+
+
+def test_killed_from_outside_midway_then_rerun(tmp_path: Path, crash_world: Path, clean_runs):
+    """SIGKILL from outside once some partitions are decided and others are not."""
+    out = tmp_path / "d.parquet"
+    assert batch_cli(crash_world, "a.parquet", out).returncode == 0
+    before = outputs(out)
+    run = batch_cli(
+        crash_world, "b.parquet", out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    midway = False
+    while time.monotonic() < deadline and run.poll() is None:
+        # The runner deletes each partition's file as it takes it: midway is when some
+        # are gone and some are left.
+        parts = list(tmp_path.glob(".d.parquet.run-*/parts/part-*.parquet"))
+        if 0 < len(parts) < 5:
+            run.send_signal(signal.SIGKILL)
+            midway = True
+            break
+        time.sleep(0.005)
+    run.wait(timeout=60)
+    assert midway, "the run ended before it could be killed midway"
+    assert outputs(out) == before
+    rerun = batch_cli(crash_world, "b.parquet", out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same(frames(out), clean_runs["b"])
