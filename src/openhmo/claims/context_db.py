@@ -370,6 +370,7 @@ def build_context(
     plan_years: Iterable[int] | None = None,
     *,
     claims: Sequence[Claim] | None = None,
+    qpa_codes: Iterable[str] | None = None,
 ) -> Context:
     """The engine's context for the families (None: every family), from the database.
 
@@ -377,7 +378,9 @@ def build_context(
     claims this context will adjudicate, narrows providers, contracts, rates and QPAs
     to what they name, and makes `referral_usage` start from the family's other claims
     (see the module's text); without it everything is read and referral usage starts
-    at zero (the whole history is being re-run).
+    at zero (the whole history is being re-run). `qpa_codes`, without `claims`: the
+    codes to give QPAs for (the codes of the claims a batch run will decide: a
+    percent-of-Medicare schedule lists no codes of its own).
     """
     families = None if family_ids is None else sorted(set(family_ids))
     years = None if plan_years is None else sorted(set(plan_years))
@@ -484,6 +487,9 @@ def build_context(
             "reason": override.reason,
         }
 
+    qpa_for = codes
+    if codes is None and qpa_codes is not None:
+        qpa_for = {r.procedure_code for r in rates} | set(qpa_codes)
     return Context(
         designs=_designs(session, plan_keys),
         eligibility=frame(eligibility, SCHEMAS["eligibility"]),
@@ -518,7 +524,7 @@ def build_context(
             ),
             SCHEMAS["fee_rates"],
         ),
-        qpa=frame(_qpa(schedules, rates, codes), SCHEMAS["qpa"]),
+        qpa=frame(_qpa(schedules, rates, qpa_for), SCHEMAS["qpa"]),
         referrals=referrals,
         prior_auths=prior_auths,
         accumulators=frame(accumulators, SCHEMAS["accumulators"]),

@@ -23,17 +23,24 @@ CHUNK = 5_000
 
 
 def claims_of(
-    session: Session, *, year: int | None = None, family_ids: Iterable[int] | None = None
+    session: Session,
+    *,
+    year: int | None = None,
+    between: tuple[date, date] | None = None,
+    family_ids: Iterable[int] | None = None,
 ) -> pl.DataFrame:
-    """Claim lines (CLAIM_LINES) of every claim with a line in calendar `year` (all
-    years if None), of `family_ids` only if given; in claim order."""
+    """Claim lines (CLAIM_LINES) of every claim with a line of service in calendar
+    `year` or `between` two dates (all if neither), of `family_ids` only if given; in
+    claim order."""
     query = select(Claim).order_by(Claim.id)
     if year is not None:
+        between = (date(year, 1, 1), date(year, 12, 31))
+    if between is not None:
         query = query.where(
             exists().where(
                 ClaimLine.claim_id == Claim.id,
-                ClaimLine.service_date >= date(year, 1, 1),
-                ClaimLine.service_date <= date(year, 12, 31),
+                ClaimLine.service_date >= between[0],
+                ClaimLine.service_date <= between[1],
             )
         )
     if family_ids is not None:
@@ -53,10 +60,18 @@ def _lines(session: Session, claims: list[Claim]) -> pl.DataFrame:
 
 
 def context_of(
-    session: Session, *, actor: str, purpose: str, family_ids: Iterable[int] | None = None
+    session: Session,
+    *,
+    actor: str,
+    purpose: str,
+    family_ids: Iterable[int] | None = None,
+    codes: Iterable[str] | None = None,
 ) -> Context:
-    """The engine's context of `family_ids` (every family if None), audited per member."""
-    context = build_context(session, None if family_ids is None else sorted(set(family_ids)))
+    """The engine's context of `family_ids` (every family if None), audited per member;
+    with QPAs for `codes` (the procedure and revenue codes of the claims to decide)."""
+    context = build_context(
+        session, None if family_ids is None else sorted(set(family_ids)), qpa_codes=codes
+    )
     members = context.eligibility["member_id"].unique().sort().to_list()
     what = "eligibility, PCP, referrals, authorizations and accumulators for a batch run"
     for i in range(0, len(members), CHUNK):
@@ -68,3 +83,9 @@ def context_of(
             ],
         )
     return context
+
+
+def codes_of(claims: pl.DataFrame | pl.LazyFrame) -> set[str]:
+    """The codes a line is priced by (procedure, else revenue code), for `context_of`."""
+    codes = claims.lazy().select(pl.coalesce("procedure_code", "revenue_code").unique())
+    return set(codes.collect().to_series().drop_nulls().to_list())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import typer
 from rich.progress import (
     BarColumn,
@@ -25,20 +26,21 @@ from rich.table import Table
 from openhmo.adjudication.context import Context
 from openhmo.batch.runner import PARTITION_LINES, BatchError, run_batch
 from openhmo.batch.snapshot import SnapshotError, read_snapshot, write_snapshot
-from openhmo.claims.export import claims_of, context_of
+from openhmo.claims.export import claims_of, codes_of, context_of
 from openhmo.cli.common import actor, console, fail, unit_of_work
 from openhmo.money import format_money
 
 
-def load_context(context: Path | None, purpose: str) -> Context:
+def load_context(context: Path | None, purpose: str, claims: Path) -> Context:
     """The snapshot in `context`, or (None) the database's, audited."""
     if context is not None:
         try:
             return read_snapshot(context)
         except (SnapshotError, OSError) as exc:
             raise fail(str(exc)) from None
+    codes = codes_of(pl.scan_parquet(claims))
     with unit_of_work() as session:
-        return context_of(session, actor=actor(), purpose=purpose)
+        return context_of(session, actor=actor(), purpose=purpose, codes=codes)
 
 
 def adjudicate_batch(
@@ -57,7 +59,7 @@ def adjudicate_batch(
     ),
 ) -> None:
     """Adjudicate a Parquet file of claim lines, family partition by partition."""
-    ctx = load_context(context, "batch adjudication")
+    ctx = load_context(context, "batch adjudication", claims)
     with Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -110,7 +112,7 @@ def export(
         with console.status("reading claims"):
             lines = claims_of(session, year=year)
         with console.status("reading the context"):
-            ctx = context_of(session, actor=actor(), purpose="claims export")
+            ctx = context_of(session, actor=actor(), purpose="claims export", codes=codes_of(lines))
     claims_out.parent.mkdir(parents=True, exist_ok=True)
     lines.write_parquet(claims_out)
     write_snapshot(ctx, context_out, note=f"openhmo claims export (year {year or 'all'})")

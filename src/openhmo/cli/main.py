@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from openhmo.cli import billing, claims, db, demo, enrollment, imports, network, plans, referrals
+from openhmo.cli import (
+    billing,
+    claims,
+    db,
+    demo,
+    enrollment,
+    generate,
+    imports,
+    network,
+    plans,
+    referrals,
+    whatif,
+)
 
 app = typer.Typer(
     name="openhmo",
@@ -20,7 +32,9 @@ app.add_typer(billing.app, name="billing")
 app.add_typer(imports.app, name="import")
 app.add_typer(referrals.app, name="referrals")
 app.add_typer(claims.app, name="claims")
+app.add_typer(generate.app, name="generate")
 app.command("demo")(demo.demo)
+app.command("what-if")(whatif.what_if_command)
 
 
 if __name__ == "__main__":
