@@ -8,24 +8,49 @@ from openhmo.adjudication import accumulate, plan_tables
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import I64, OPEN, S, money_text, trace
 
+PAY_COLUMNS = [
+    "_row",
+    "_order",
+    "_claim",
+    "paying",
+    "service_date",
+    "category",
+    "units_milli",
+    "copay",
+    "copay_unit",
+    "copay_max_units",
+    "coins_milli",
+    "deductible_rule",
+    "no_charge",
+    "cost_share_tier",
+    "allowed_cents",
+    "plan_key",
+    "plan_year",
+    "accumulation",
+    "coverage_tier",
+    "family_id",
+    "member_id",
+]
+
 
 def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.with_columns(paying=OPEN)
     allowed = pl.col("allowed_cents")
     # Copay units: visit (first line of claim, date, category), stay (first of claim,
     # category), day (days up to the max per claim and category), else every line.
+    # Only the columns cost sharing reads, of the paying lines (w is in adjudication order).
     pay = (
-        w.filter(pl.col("paying"))
-        .sort("_order")
+        w.select(PAY_COLUMNS)
+        .filter(pl.col("paying"))
         .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
     )
     pay = pay.with_columns(
         # The visit's (stay's) copay is owed by its first line whose cost share charges a
         # copay by the visit (stay); days count only lines charged by the day.
         _first_visit=pl.col("_order")
-        == _first_with_copay("visit", ["claim_id", "service_date", "category"]),
-        _first_stay=pl.col("_order") == _first_with_copay("stay", ["claim_id", "category"]),
-        _days_before=_day_lines().cum_sum().over(["claim_id", "category"]) - _day_lines(),
+        == _first_with_copay("visit", ["_claim", "service_date", "category"]),
+        _first_stay=pl.col("_order") == _first_with_copay("stay", ["_claim", "category"]),
+        _days_before=_day_lines().cum_sum().over(["_claim", "category"]) - _day_lines(),
     )
     copay_units = (
         pl.when(pl.col("copay").is_null())
@@ -112,7 +137,7 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "_oop_take",
         "tier_clause",
     ]
-    w = w.join(pay.select(keep), on="_row", how="left").with_columns(
+    w = w.join(pay.select(keep), on="_row", how="left", maintain_order="left").with_columns(
         status=pl.when(pl.col("paying")).then(pl.lit("paid", S)).otherwise(pl.col("status"))
     )
     for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
@@ -183,8 +208,18 @@ def _starts(pay: pl.DataFrame, context: Context, kind: pl.Expr) -> pl.DataFrame:
         .agg(_f_start=pl.col("amount_cents").sum())
     )
     pay = pay.with_columns(kind=kind)
-    pay = pay.join(members, on=["member_id", "plan_key", "plan_year", "pool", "kind"], how="left")
-    pay = pay.join(families, on=["family_id", "plan_key", "plan_year", "pool", "kind"], how="left")
+    pay = pay.join(
+        members,
+        on=["member_id", "plan_key", "plan_year", "pool", "kind"],
+        how="left",
+        maintain_order="left",
+    )
+    pay = pay.join(
+        families,
+        on=["family_id", "plan_key", "plan_year", "pool", "kind"],
+        how="left",
+        maintain_order="left",
+    )
     return pay.with_columns(pl.col("_m_start").fill_null(0), pl.col("_f_start").fill_null(0))
 
 
@@ -202,15 +237,18 @@ def _apply_limits(pay: pl.DataFrame, amount: str, out: str) -> pl.DataFrame:
     )
     plain = pay.filter(pl.col("pool") != "combined")
     crossed = pay.filter(pl.col("pool") == "combined")
-    parts = [accumulate.take(plain.sort("_order"), **args)]
-    if crossed.height:
-        parts.append(accumulate.sequential(crossed.sort("_order"), **args))
+    # (pay is in adjudication order, and a filter keeps it.)
+    if not crossed.height:
+        return accumulate.take(plain, **args)
+    parts = [accumulate.take(plain, **args), accumulate.sequential(crossed, **args)]
     return pl.concat(parts, how="vertical").sort("_order")
 
 
 def _deductible(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     tiers = tables["tiers"].rename({"tier": "cost_share_tier"})
-    pay = pay.join(tiers, on=["plan_key", "plan_year", "cost_share_tier"], how="left")
+    pay = pay.join(
+        tiers, on=["plan_key", "plan_year", "cost_share_tier"], how="left", maintain_order="left"
+    )
     pay = pay.with_columns(pool=_pool(tables))
     drug = (
         pl.col("category").is_in([c.value for c in plan_tables.DRUG_CATEGORIES])

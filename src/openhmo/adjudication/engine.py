@@ -77,23 +77,14 @@ def _run(claims: pl.DataFrame, context: Context, tables: dict) -> pl.DataFrame:
 
 
 def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    w = claims.with_row_index("_row").with_columns(
-        rendering=pl.coalesce("rendering_npi", "billing_npi"),
-        units_milli=(pl.col("units").cast(pl.Decimal(18, 3)) * 1000).cast(I64),
-        received_date=pl.col("received_at").dt.date(),
-        principal_dx=pl.col("diagnosis_codes")
-        .list.first()
-        .str.replace_all(".", "", literal=True)
-        .str.to_uppercase(),
-        modifiers=pl.col("modifiers").fill_null([]),
-        diagnosis_codes=pl.col("diagnosis_codes").fill_null([]),
-        emergency=pl.col("emergency").fill_null(False),
-    )
+    # Lines are joined to narrow frames keyed by `_row`; the wide frame is never sorted
+    # or de-duplicated as a whole (each of those copies every column).
+    lines = claims.with_row_index("_row")
+    keys = lines.select("_row", "member_number", "service_date")
     # The span covering the service date; otherwise the member's first span.
     elig = context.eligibility
     spans = (
-        w.select("_row", "member_number", "service_date")
-        .join(elig, on="member_number", how="inner")
+        keys.join(elig, on="member_number", how="inner")
         .filter(
             (pl.col("start") <= pl.col("service_date"))
             & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
@@ -129,7 +120,73 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             any_open=pl.col("end").is_null().any(),
         )
     )
-    w = w.join(spans, on="_row", how="left").join(members, on="member_number", how="left")
+    # The plan year of the design containing the service date. Plan-year columns are
+    # null for a date outside every plan year; the design's own (network, rules) stay.
+    year_cols = ["plan_year", "py_index", "py_starts", "py_ends", "accumulation"]
+    years = (
+        spans.select("_row", "plan_key")
+        .join(keys.select("_row", "service_date"), on="_row")
+        .join(tables["plan_years"], on="plan_key")
+        .with_columns(
+            in_year=(pl.col("py_starts") <= pl.col("service_date"))
+            & (pl.col("py_ends") >= pl.col("service_date"))
+        )
+        .sort("_row", pl.col("in_year").fill_null(False), descending=[False, True])
+        .unique("_row", keep="first")
+        .with_columns(
+            [
+                pl.when(pl.col("in_year").fill_null(False)).then(pl.col(c)).otherwise(None).alias(c)
+                for c in year_cols
+            ]
+        )
+        .drop("plan_key", "service_date")
+    )
+    # Adjudication order: family, date of service, receipt, claim, line.
+    order = (
+        lines.select(
+            "_row", "member_number", "service_date", "received_at", "claim_id", "line_number"
+        )
+        .join(spans.select("_row", "family_id"), on="_row", how="left", maintain_order="left")
+        .join(
+            members.select("member_number", "m_family_id"),
+            on="member_number",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(_family=pl.coalesce("family_id", "m_family_id"))
+        .sort(
+            pl.col("_family").is_null(),
+            "_family",
+            "service_date",
+            "received_at",
+            "claim_id",
+            "line_number",
+        )
+        .get_column("_row")
+    )
+    w = (
+        lines[order]
+        .with_row_index("_order")
+        .with_columns(
+            rendering=pl.coalesce("rendering_npi", "billing_npi"),
+            units_milli=(pl.col("units").cast(pl.Decimal(18, 3)) * 1000).cast(I64),
+            received_date=pl.col("received_at").dt.date(),
+            principal_dx=pl.col("diagnosis_codes")
+            .list.first()
+            .str.replace_all(".", "", literal=True)
+            .str.to_uppercase(),
+            modifiers=pl.col("modifiers").fill_null([]),
+            diagnosis_codes=pl.col("diagnosis_codes").fill_null([]),
+            emergency=pl.col("emergency").fill_null(False),
+            # A claim's lines as one integer key, for window functions by claim.
+            _claim=pl.col("claim_id").cast(pl.Categorical).to_physical(),
+        )
+    )
+    w = (
+        w.join(spans, on="_row", how="left", maintain_order="left")
+        .join(members, on="member_number", how="left", maintain_order="left")
+        .join(years, on="_row", how="left", maintain_order="left")
+    )
     w = w.with_columns(
         covered=pl.col("member_id").is_not_null(),
         known_member=pl.col("m_member_id").is_not_null(),
@@ -139,31 +196,6 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         sex=pl.coalesce("sex", "m_sex"),
         birth_date=pl.coalesce("birth_date", "m_birth_date"),
     )
-    # The plan year of the design containing the service date.
-    w = w.join(tables["plan_years"], on="plan_key", how="left").with_columns(
-        in_year=(pl.col("py_starts") <= pl.col("service_date"))
-        & (pl.col("py_ends") >= pl.col("service_date"))
-    )
-    w = w.sort("_row", pl.col("in_year").fill_null(False), descending=[False, True]).unique(
-        "_row", keep="first", maintain_order=True
-    )
-    # Plan-year columns are null for a date outside every plan year; the design's own
-    # (network, rules) stay.
-    year_cols = ["plan_year", "py_index", "py_starts", "py_ends", "accumulation"]
-    w = w.with_columns(
-        [
-            pl.when(pl.col("in_year").fill_null(False)).then(pl.col(c)).otherwise(None).alias(c)
-            for c in year_cols
-        ]
-    )
-    w = w.sort(
-        pl.col("family_id").is_null(),
-        "family_id",
-        "service_date",
-        "received_at",
-        "claim_id",
-        "line_number",
-    ).with_row_index("_order")
     return w.with_columns(
         status=pl.lit(None, S),
         group=pl.lit(None, S),
@@ -184,4 +216,5 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         ),
         on=["claim_id", "line_number"],
         how="left",
+        maintain_order="left",
     )

@@ -126,14 +126,19 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     params = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, "_params": S})
     return (
         w.with_columns(explanation_id=ids)
-        .join(params, on="_row", how="left")
+        .join(params, on="_row", how="left", maintain_order="left")
         .rename({"_params": "explanation_params"})
         .drop("_explain")
     )
 
 
 def _with_pcp_name(w: pl.DataFrame, context: Context) -> pl.DataFrame:
-    pcp = context.pcp.join(context.providers.select("npi", pcp_name="name"), on="npi", how="left")
+    pcp = context.pcp.join(
+        context.providers.select("npi", pcp_name="name"),
+        on="npi",
+        how="left",
+        maintain_order="left",
+    )
     names = (
         w.filter(pl.col("_explain") == "288")
         .select("_row", "member_id", "service_date")
@@ -145,7 +150,7 @@ def _with_pcp_name(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         .unique("_row", keep="first")
         .select("_row", "pcp_name")
     )
-    return w.join(names, on="_row", how="left")
+    return w.join(names, on="_row", how="left", maintain_order="left")
 
 
 def _text(column: str) -> pl.Expr:
@@ -228,7 +233,8 @@ _PARAMS = {
 
 def line_decisions(w: pl.DataFrame) -> pl.DataFrame:
     """The flat decision of every line (LINE_DECISIONS), in adjudication order."""
-    out = w.sort("_order").with_columns(
+    # (The engine keeps w in adjudication order: every join keeps the left frame's order.)
+    out = w.with_columns(
         emergency=pl.col("is_emergency"),
         referral_number=pl.col("ref_number"),
         prior_auth_number=pl.col("auth_number"),
@@ -281,15 +287,11 @@ def trace_lists(w: pl.DataFrame) -> pl.Series:
             note=pl.col("decided_note"),
         )
     )
-    return (
-        w.sort("_order")
-        .select(
-            trace=pl.concat_list([*[pl.col(c) for c in trace_columns(w)], decided])
-            .list.drop_nulls()
-            .cast(pl.List(TRACE_STEP))
-        )
-        .to_series()
-    )
+    return w.select(
+        trace=pl.concat_list([*[pl.col(c) for c in trace_columns(w)], decided])
+        .list.drop_nulls()
+        .cast(pl.List(TRACE_STEP))
+    ).to_series()
 
 
 def present(lines: pl.DataFrame, trace: pl.Series | None = None) -> pl.DataFrame:

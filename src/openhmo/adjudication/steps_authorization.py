@@ -9,8 +9,18 @@ from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
 
 
 def join_rules(w: pl.DataFrame, tables) -> pl.DataFrame:
-    w = w.join(tables["category_rules"], on=["plan_key", "plan_year", "category"], how="left")
-    w = w.join(tables["plan_category_rules"], on=["plan_key", "category"], how="left")
+    w = w.join(
+        tables["category_rules"],
+        on=["plan_key", "plan_year", "category"],
+        how="left",
+        maintain_order="left",
+    )
+    w = w.join(
+        tables["plan_category_rules"],
+        on=["plan_key", "category"],
+        how="left",
+        maintain_order="left",
+    )
     return w.with_columns(
         referral_needed=pl.coalesce("referral_needed", "plan_referral_needed"),
         prior_auth_needed=pl.coalesce("prior_auth_needed", "plan_prior_auth_needed"),
@@ -19,7 +29,7 @@ def join_rules(w: pl.DataFrame, tables) -> pl.DataFrame:
 
 def visit_index(over: list[str]) -> pl.Expr:
     """The 1-based index, in order, of each line's visit (claim, date, category) within `over`."""
-    first = pl.col("_order").min().over([*over, "claim_id", "service_date", "category"])
+    first = pl.col("_order").min().over([*over, "_claim", "service_date", "category"])
     return first.rank("dense").over(over).cast(I64)
 
 
@@ -33,7 +43,17 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     w = w.with_columns(referral_needed_now=needed)
     candidates = (
-        w.filter(pl.col("referral_needed_now"))
+        w.select(
+            "_row",
+            "member_id",
+            "service_date",
+            "category",
+            "rendering",
+            "rendering_taxonomy",
+            "referral_number",
+            "referral_needed_now",
+        )
+        .filter(pl.col("referral_needed_now"))
         .select(
             "_row",
             "member_id",
@@ -77,7 +97,7 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .unique("_row", keep="first")
         .select("_row", "ref_number", "ref_status", ref_visits="visits")
     )
-    w = w.join(candidates, on="_row", how="left")
+    w = w.join(candidates, on="_row", how="left", maintain_order="left")
     w = settle(
         w,
         pl.col("referral_needed_now") & pl.col("ref_number").is_null(),
@@ -94,17 +114,29 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         clause=pl.lit("referral ", S) + pl.col("ref_number") + " awaits review",
     )
     # Only an approved referral's visits are counted (a staff-approved pend is not).
-    counted = w.filter(OPEN & pl.col("referral_needed_now") & (pl.col("ref_status") == "approved"))
+    counted = w.select(
+        "_row",
+        "_order",
+        "_claim",
+        "service_date",
+        "category",
+        "ref_number",
+        "ref_status",
+        "referral_needed_now",
+        "status",
+    ).filter(OPEN & pl.col("referral_needed_now") & (pl.col("ref_status") == "approved"))
     if counted.height:
         start = context.referral_usage.rename(
             {"referral_number": "ref_number", "used": "ref_start"}
         )
         counted = (
-            counted.join(start, on="ref_number", how="left")
+            counted.join(start, on="ref_number", how="left", maintain_order="left")
             .sort("_order")
             .with_columns(ref_visit=visit_index(["ref_number"]) + pl.col("ref_start").fill_null(0))
         )
-        w = w.join(counted.select("_row", "ref_visit"), on="_row", how="left")
+        w = w.join(
+            counted.select("_row", "ref_visit"), on="_row", how="left", maintain_order="left"
+        )
     else:
         w = w.with_columns(ref_visit=pl.lit(None, I64))
     w = settle(
@@ -138,7 +170,16 @@ def prior_authorization(w: pl.DataFrame, context: Context, tables) -> pl.DataFra
     needed = OPEN & pl.col("prior_auth_needed").fill_null(False) & ~pl.col("is_emergency")
     w = w.with_columns(auth_needed_now=needed)
     candidates = (
-        w.filter(pl.col("auth_needed_now"))
+        w.select(
+            "_row",
+            "member_id",
+            "service_date",
+            "category",
+            "procedure_code",
+            "prior_auth_number",
+            "auth_needed_now",
+        )
+        .filter(pl.col("auth_needed_now"))
         .select(
             "_row",
             "member_id",
@@ -174,7 +215,7 @@ def prior_authorization(w: pl.DataFrame, context: Context, tables) -> pl.DataFra
         .unique("_row", keep="first")
         .select("_row", "auth_number", "pa_status")
     )
-    w = w.join(candidates, on="_row", how="left")
+    w = w.join(candidates, on="_row", how="left", maintain_order="left")
     w = settle(
         w,
         pl.col("auth_needed_now") & pl.col("auth_number").is_null(),

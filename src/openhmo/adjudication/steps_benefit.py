@@ -29,6 +29,7 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         tables["benefits"].rename({"tier": "cost_share_tier"}),
         on=["plan_key", "plan_year", "category", "cost_share_tier", "klass"],
         how="left",
+        maintain_order="left",
     )
     w = settle(
         w,
@@ -53,12 +54,24 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         ),
     )
     # Visit limits: visits (claim, date, category) or days (units, rounded up) per plan year.
-    limited = w.filter(OPEN & pl.col("limit_count").is_not_null())
+    limited = w.select(
+        "_row",
+        "_order",
+        "_claim",
+        "member_id",
+        "plan_year",
+        "category",
+        "service_date",
+        "units_milli",
+        "limit_count",
+        "limit_unit",
+        "status",
+    ).filter(OPEN & pl.col("limit_count").is_not_null())
     if limited.height:
         usage = context.visit_usage.rename({"used": "limit_start"})
         over = ["member_id", "plan_year", "category"]
         limited = (
-            limited.join(usage, on=over, how="left")
+            limited.join(usage, on=over, how="left", maintain_order="left")
             .sort("_order")
             .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
         )
@@ -66,10 +79,12 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             limit_used=visit_index(over) + pl.col("limit_start").fill_null(0)
         )
         days = _days_used(limited.filter(pl.col("limit_unit") == "days"), over)
-        limited = limited.join(days, on="_row", how="left").with_columns(
+        limited = limited.join(days, on="_row", how="left", maintain_order="left").with_columns(
             limit_used=pl.coalesce("_days_used", "limit_used")
         )
-        w = w.join(limited.select("_row", "limit_used"), on="_row", how="left")
+        w = w.join(
+            limited.select("_row", "limit_used"), on="_row", how="left", maintain_order="left"
+        )
     else:
         w = w.with_columns(limit_used=pl.lit(None, I64))
     w = settle(
@@ -103,10 +118,10 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     nc = tables["tiers"].select(
         "plan_key", "plan_year", pricing_tier="tier", nc_pct="non_contracted_pct"
     )
-    w = w.join(nc, on=["plan_key", "plan_year", "pricing_tier"], how="left")
+    w = w.join(nc, on=["plan_key", "plan_year", "pricing_tier"], how="left", maintain_order="left")
     # A line without a HCPCS code (room and board) is priced by its revenue code.
     w = w.with_columns(price_code=pl.coalesce("procedure_code", "revenue_code"))
-    open_lines = w.filter(OPEN)
+
     keys = [
         "price_code",
         "_mods",
@@ -118,10 +133,16 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "medicare_locality",
         "in_network",
     ]
-    combos = open_lines.select(keys).unique()
+    combos = w.select(*keys, "status").filter(OPEN).select(keys).unique()
     priced = [{**row, **_price(row, schedules)} for row in combos.iter_rows(named=True)]
     schema = {k: w.schema[k] for k in keys} | {"price": I64, "price_detail": S}
-    w = w.join(pl.DataFrame(priced, schema=schema), on=keys, how="left", nulls_equal=True)
+    w = w.join(
+        pl.DataFrame(priced, schema=schema),
+        on=keys,
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    )
     w = _with_qpa(w, context)
     emergency_oon = pl.col("emergency_out_of_network")
     computed = pl.when(emergency_oon).then(pl.col("qpa_cents")).otherwise(pl.col("price"))
@@ -169,7 +190,8 @@ def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     keys = ["price_code", "_mods", "claim_type", "units_milli"]
     rows = []
     for row in (
-        w.filter(pl.col("emergency_out_of_network").fill_null(False))
+        w.select(*keys, "emergency_out_of_network")
+        .filter(pl.col("emergency_out_of_network").fill_null(False))
         .select(keys)
         .unique()
         .iter_rows(named=True)
@@ -183,7 +205,13 @@ def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         total = None if found is None else (found * row["units_milli"] + 500) // 1000
         rows.append({**row, "qpa_cents": total})
     schema = {k: w.schema[k] for k in keys} | {"qpa_cents": I64}
-    return w.join(pl.DataFrame(rows, schema=schema), on=keys, how="left", nulls_equal=True)
+    return w.join(
+        pl.DataFrame(rows, schema=schema),
+        on=keys,
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    )
 
 
 def _snapshots(context: Context) -> dict[str, FeeScheduleSnapshot]:

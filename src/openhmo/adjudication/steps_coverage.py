@@ -58,7 +58,7 @@ def eligibility(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .select("_row", "grace_month")
         .unique("_row")
     )
-    w = w.join(hits, on="_row", how="left")
+    w = w.join(hits, on="_row", how="left", maintain_order="left")
     return pend(
         w,
         pl.col("grace_month").is_not_null(),
@@ -92,7 +92,7 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .unique("_row", keep="first")
         .select("_row", "fee_schedule_key", contract_start="start")
     )
-    w = w.join(contracts, on="_row", how="left").with_columns(
+    w = w.join(contracts, on="_row", how="left", maintain_order="left").with_columns(
         in_network=pl.col("contract_start").is_not_null()
     )
     # The provider's real network status; a plan with one tier for every provider
@@ -135,10 +135,12 @@ def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         ),
         on="rendering",
         how="left",
+        maintain_order="left",
     ).join(
         providers.select(billing_npi="npi", billing_taxonomy="taxonomy_code"),
         on="billing_npi",
         how="left",
+        maintain_order="left",
     )
     w = w.with_columns(
         rendering_taxonomy=pl.when(pl.col("claim_type") == "institutional")
@@ -163,6 +165,8 @@ def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.join(
         classified.select("_row", category="service_category", category_rule="category_rule"),
         on="_row",
+        how="left",
+        maintain_order="left",
     )
     return trace(
         w,
@@ -186,8 +190,8 @@ def _age() -> pl.Expr:
 
 def emergency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     # The emergency indicator is the claim's (any of its lines may carry it).
-    indicator = pl.col("emergency").any().over("claim_id")
-    claim_er = indicator | (pl.col("category") == "emergency_room").any().over("claim_id")
+    indicator = pl.col("emergency").any().over("_claim")
+    claim_er = indicator | (pl.col("category") == "emergency_room").any().over("_claim")
     emergency = (
         indicator
         | (pl.col("category") == "emergency_room")

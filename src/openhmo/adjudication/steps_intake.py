@@ -13,7 +13,8 @@ from openhmo.reference.icd10 import is_billable
 def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     # Claim-level fields as the claim's first line carries them.
     claims = (
-        w.sort("claim_id", "line_number")
+        w.select("claim_id", "line_number", "frequency_code", "replaces_claim_id", "received_at")
+        .sort("claim_id", "line_number")
         .group_by("claim_id", maintain_order=True)
         .agg(
             pl.col("frequency_code").first(),
@@ -41,7 +42,9 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             pl.col("claim_id").sort_by(["received_at", "claim_id"]).last().alias("by_claim"),
         )
     )
-    w = w.join(gone, left_on="claim_id", right_on="replaces_claim_id", how="left")
+    w = w.join(
+        gone, left_on="claim_id", right_on="replaces_claim_id", how="left", maintain_order="left"
+    )
     # A void is a void, whatever later claims say of it.
     w = settle(
         w,
@@ -113,13 +116,14 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "charge_cents",
     ]
     w = w.with_columns(_mods=pl.col("modifiers").list.join(","))
+    # (w is in adjudication order: the first row of a key is the first line to carry it.)
     first = (
-        w.filter(OPEN)
-        .sort("_order")
+        w.select(*key, "claim_id", "status")
+        .filter(OPEN)
         .group_by(key, maintain_order=True)
         .agg(_first_claim=pl.col("claim_id").first())
     )
-    w = w.join(first, on=key, how="left", nulls_equal=True)
+    w = w.join(first, on=key, how="left", nulls_equal=True, maintain_order="left")
     w = settle(
         w,
         pl.col("_first_claim").is_not_null() & (pl.col("_first_claim") != pl.col("claim_id")),
