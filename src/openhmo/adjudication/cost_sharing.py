@@ -137,9 +137,7 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "_oop_take",
         "tier_clause",
     ]
-    w = w.join(pay.select(keep), on="_row", how="left", maintain_order="left").with_columns(
-        status=pl.when(pl.col("paying")).then(pl.lit("paid", S)).otherwise(pl.col("status"))
-    )
+    w = w.join(pay.select(keep), on="_row", how="left", maintain_order="left")
     for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
         w = w.with_columns(pl.col(c).fill_null(0))
     ded_note = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -10,7 +11,7 @@ import polars as pl
 
 from openhmo.money import format_money
 
-OPEN = pl.col("status").is_null()
+OPEN = pl.col("_decision").is_null()
 # Whether the steps record their trace. The real-time path shows it to staff; a batch
 # run writes only the decisions (and the clause that decided each line), so it skips
 # building the notes of every step for millions of lines.
@@ -29,6 +30,31 @@ def tracing(on: bool) -> Iterator[None]:
 S, I64 = pl.String, pl.Int64
 
 
+# What a step decides of a line: its status, group code, CARC, RARC, pend reason, the
+# step and the clause that decided it (and the trace's note on it).
+FIELDS = (
+    "status",
+    "group",
+    "carc",
+    "rarc",
+    "pend_reason",
+    "decided_step",
+    "decided_clause",
+    "decided_note",
+)
+# Every decision a step can make, once: a line carries the number of its decision
+# (`_decision`), and only the parts that differ line by line (a clause naming a claim
+# number, a CARC from staff) as columns of their own (`_x_<field>`). Writing eight
+# text columns at every settle would copy them all for every line, dozens of times.
+_DECISIONS: dict[tuple, int] = {}
+_LOCK = threading.Lock()
+
+
+def _decision_id(values: tuple) -> int:
+    with _LOCK:
+        return _DECISIONS.setdefault(values, len(_DECISIONS))
+
+
 def settle(
     w: pl.DataFrame,
     condition: pl.Expr,
@@ -36,7 +62,7 @@ def settle(
     step: str,
     status: str = "denied",
     group: str | None = "CO",
-    carc: str | None = None,
+    carc: pl.Expr | str | None = None,
     rarc: str | None = None,
     pend: str | None = None,
     clause: pl.Expr | str | None = None,
@@ -44,20 +70,51 @@ def settle(
 ) -> pl.DataFrame:
     """Give the open lines where `condition` holds their final status at this step."""
     hit = OPEN & condition.fill_null(False)
+    fields = dict(
+        zip(
+            FIELDS,
+            (
+                status,
+                group if status == "denied" else None,
+                carc,
+                rarc,
+                pend,
+                step,
+                clause,
+                note if _TRACING.get() else None,
+            ),
+            strict=True,
+        )
+    )
+    constant = tuple(None if isinstance(v, pl.Expr) else v for v in fields.values())
+    number = pl.lit(_decision_id(constant), pl.Int32)
+    columns = [pl.when(hit).then(number).otherwise(pl.col("_decision")).alias("_decision")]
+    for name, value in fields.items():
+        if isinstance(value, pl.Expr):
+            column = f"_x_{name}"
+            before = pl.col(column) if column in w.columns else pl.lit(None, S)
+            columns.append(pl.when(hit).then(value.cast(S)).otherwise(before).alias(column))
+    return w.with_columns(columns)
 
-    def put(column: str, value) -> pl.Expr:
-        value = value if isinstance(value, pl.Expr) else pl.lit(value, dtype=S)
-        return pl.when(hit).then(value).otherwise(pl.col(column)).alias(column)
 
+def decided(w: pl.DataFrame) -> pl.DataFrame:
+    """The decision of every line as the columns FIELDS; a line no step settled and that
+    cost sharing paid (`paying`) is paid."""
+    with _LOCK:
+        known = list(_DECISIONS.items())
+    numbers = [n for _, n in known]
+    columns = []
+    for i, name in enumerate(FIELDS):
+        values = [key[i] for key, _ in known]
+        column = pl.col("_decision").replace_strict(numbers, values, default=None, return_dtype=S)
+        if f"_x_{name}" in w.columns:
+            column = pl.coalesce(pl.col(f"_x_{name}"), column)
+        columns.append(column.alias(name))
+    w = w.with_columns(columns).drop([c for c in w.columns if c.startswith("_x_")])
     return w.with_columns(
-        put("status", status),
-        put("group", group if status == "denied" else None),
-        put("carc", carc),
-        put("rarc", rarc),
-        put("pend_reason", pend),
-        put("decided_step", step),
-        put("decided_clause", clause if clause is not None else pl.lit(None, S)),
-        put("decided_note", note if note is not None else pl.lit(None, S)),
+        status=pl.when(pl.col("_decision").is_null() & pl.col("paying").fill_null(False))
+        .then(pl.lit("paid", S))
+        .otherwise(pl.col("status"))
     )
 
 

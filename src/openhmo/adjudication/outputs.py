@@ -107,29 +107,54 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         .then(carc)
         .otherwise(pl.lit("by_review"))
     )
-    w = w.with_columns(_explain=kind)
-    kinds = w["_explain"].unique().to_list()
+    # The parameters are made kind by kind, each from the few lines of its kind and the
+    # few columns it names.
+    lines = w.select(*_EXPLAIN_COLUMNS, _explain=kind)
+    kinds = lines["_explain"].unique().to_list()
     if "288" in kinds:
-        w = _with_pcp_name(w, context)
-    ids = pl.col("_explain").replace_strict(_MESSAGE, default=None, return_dtype=S)
+        lines = _with_pcp_name(lines, context)
     parts = []
     for k in kinds:
         fields = _PARAMS[k](service)
-        part = w.filter(pl.col("_explain") == k).select("_row")
-        if fields:
-            part = w.filter(pl.col("_explain") == k).select(
-                "_row", _params=pl.struct(**fields).struct.json_encode()
-            )
-        else:
-            part = part.with_columns(_params=pl.lit("{}", S))
-        parts.append(part)
-    params = pl.concat(parts) if parts else pl.DataFrame(schema={"_row": pl.UInt32, "_params": S})
-    return (
-        w.with_columns(explanation_id=ids)
-        .join(params, on="_row", how="left", maintain_order="left")
-        .rename({"_params": "explanation_params"})
-        .drop("_explain")
-    )
+        of_kind = lines.filter(pl.col("_explain") == k)
+        params = pl.struct(**fields).struct.json_encode() if fields else pl.lit("{}", S)
+        parts.append(of_kind.select("_row", explanation_params=params))
+    explained = lines.select(
+        "_row",
+        explanation_id=pl.col("_explain").replace_strict(_MESSAGE, default=None, return_dtype=S),
+    ).join(pl.concat(parts), on="_row", how="left", maintain_order="left")
+    return w.hstack(explained.drop("_row"))
+
+
+_EXPLAIN_COLUMNS = [
+    "_row",
+    "status",
+    "carc",
+    "rarc",
+    "pend_reason",
+    "category",
+    "cost_share_tier",
+    "no_charge",
+    "deductible_rule",
+    "emergency_out_of_network",
+    "decided_clause",
+    "allowed_cents",
+    "plan_paid_cents",
+    "member_share_cents",
+    "override_reason",
+    "timely_filing_days",
+    "member_number",
+    "member_id",
+    "service_date",
+    "first_start",
+    "last_end",
+    "plan_name",
+    "provider_name",
+    "provider_specialty",
+    "ref_number",
+    "ref_visits",
+    "limit_text",
+]
 
 
 def _with_pcp_name(w: pl.DataFrame, context: Context) -> pl.DataFrame:
@@ -304,7 +329,17 @@ def present(lines: pl.DataFrame, trace: pl.Series | None = None) -> pl.DataFrame
 
 
 def accumulators(w: pl.DataFrame, context: Context) -> pl.DataFrame:
-    paid = w.filter(pl.col("status") == "paid")
+    paid = w.select(
+        "status",
+        "family_id",
+        "member_id",
+        "plan_key",
+        "plan_year",
+        "pool",
+        "ded_kind_col",
+        "_ded",
+        "_oop_take",
+    ).filter(pl.col("status") == "paid")
     parts = []
     for kind, amount in (("deductible", "_ded"), ("out_of_pocket", "_oop_take")):
         rows = paid.with_columns(
@@ -349,7 +384,9 @@ def accumulators(w: pl.DataFrame, context: Context) -> pl.DataFrame:
 
 def visit_usage(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     # Counted when open at the benefit step, unless that step denied them for the limit.
-    counted = w.filter(pl.col("limit_used") <= pl.col("limit_count"))
+    counted = w.select("member_id", "plan_year", "category", "limit_used", "limit_count").filter(
+        pl.col("limit_used") <= pl.col("limit_count")
+    )
     keys = ["member_id", "plan_year", "category"]
     used = counted.group_by(keys).agg(used=pl.col("limit_used").max())
     start = context.visit_usage
@@ -363,7 +400,7 @@ def visit_usage(w: pl.DataFrame, context: Context) -> pl.DataFrame:
 
 
 def referral_usage(w: pl.DataFrame, context: Context) -> pl.DataFrame:
-    counted = w.filter(pl.col("referral_used").is_not_null())
+    counted = w.select("referral_used", "ref_visit").filter(pl.col("referral_used").is_not_null())
     used = (
         counted.group_by("referral_used")
         .agg(used=pl.col("ref_visit").max())

@@ -123,7 +123,7 @@ def referral(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "ref_number",
         "ref_status",
         "referral_needed_now",
-        "status",
+        "_decision",
     ).filter(OPEN & pl.col("referral_needed_now") & (pl.col("ref_status") == "approved"))
     if counted.height:
         start = context.referral_usage.rename(

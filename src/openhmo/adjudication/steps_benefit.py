@@ -65,7 +65,7 @@ def benefit(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "units_milli",
         "limit_count",
         "limit_unit",
-        "status",
+        "_decision",
     ).filter(OPEN & pl.col("limit_count").is_not_null())
     if limited.height:
         usage = context.visit_usage.rename({"used": "limit_start"})
@@ -133,7 +133,7 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "medicare_locality",
         "in_network",
     ]
-    combos = w.select(*keys, "status").filter(OPEN).select(keys).unique()
+    combos = w.select(*keys, "_decision").filter(OPEN).select(keys).unique()
     priced = [{**row, **_price(row, schedules)} for row in combos.iter_rows(named=True)]
     schema = {k: w.schema[k] for k in keys} | {"price": I64, "price_detail": S}
     w = w.join(

@@ -118,7 +118,7 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.with_columns(_mods=pl.col("modifiers").list.join(","))
     # (w is in adjudication order: the first row of a key is the first line to carry it.)
     first = (
-        w.select(*key, "claim_id", "status")
+        w.select(*key, "claim_id", "_decision")
         .filter(OPEN)
         .group_by(key, maintain_order=True)
         .agg(_first_claim=pl.col("claim_id").first())
