@@ -9,6 +9,7 @@ the reference model (tests/reference_model.py) decide on the same world.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -17,12 +18,14 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from openhmo.adjudication.decisions import LINE_DECISIONS, Result
 from openhmo.adjudication.engine import adjudicate, decide
 from openhmo.adjudication.outputs import present
-from openhmo.batch.partition import family_groups, with_partition
+from openhmo.batch.generate import generate_world
+from openhmo.batch.partition import family_groups, partitions_of, with_group, with_partition
 from openhmo.batch.runner import BatchError, recover, run_batch
 from openhmo.batch.snapshot import write_snapshot
 from reference_model import adjudicate_reference
@@ -112,6 +115,58 @@ def test_partitioning_changes_nothing(tmp_path: Path):
     for _, decisions in runs:
         assert dict(decisions.schema) == LINE_DECISIONS
         assert decisions.equals(whole)
+
+
+def write_family_row_groups(
+    claims: pl.DataFrame, eligibility: pl.DataFrame, path: Path, size: int
+) -> int:
+    """`claims` ordered by family group (stably) into row groups of about `size` lines that
+    hold whole groups, as the generator writes them; the number of row groups."""
+    family = with_group(claims.lazy(), family_groups(eligibility, claims.lazy()), "f")
+    ordered = family.collect().sort("f", maintain_order=True)
+    starts = [0] + [i for i in range(1, ordered.height) if ordered["f"][i] != ordered["f"][i - 1]]
+    table = ordered.drop("f").to_arrow()
+    cuts = [0]
+    for start in starts:
+        if start - cuts[-1] >= size:
+            cuts.append(start)
+    cuts.append(ordered.height)
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for lo, hi in itertools.pairwise(cuts):
+            writer.write_table(table.slice(lo, hi - lo))
+    return len(cuts) - 1
+
+
+def test_a_file_in_family_order_is_read_in_place(tmp_path: Path):
+    """Row groups of whole families are partitions as they lie (no split, no copy); a file
+    whose row groups cut through families is split by hash: the same decisions either way."""
+    claims, context = generate_world(120, 2026, seed=22)  # the five example plans
+    whole = decide(claims, context).decisions.sort(KEY)
+    row_groups = write_family_row_groups(
+        claims, context.eligibility, tmp_path / "ordered.parquet", 150
+    )
+    assert row_groups >= 6
+    parts = partitions_of(
+        tmp_path / "ordered.parquet", context.eligibility, tmp_path / "p", partition_lines=400
+    )
+    assert len(parts) > 2 and all(p.source is not None and not p.files for p in parts)
+    assert sum(p.length for p in parts) == claims.height
+    assert not (tmp_path / "p").exists()  # nothing was copied
+    summary = run_batch(
+        tmp_path / "ordered.parquet", tmp_path / "d.parquet", context, partition_lines=400
+    )
+    assert summary.partitions == len(parts)
+    assert pl.read_parquet(tmp_path / "d.parquet").sort(KEY).equals(whole)
+
+    # The same lines in their received order, in row groups of 150: families cross them.
+    pq.write_table(claims.to_arrow(), tmp_path / "mixed.parquet", row_group_size=150)
+    parts = partitions_of(
+        tmp_path / "mixed.parquet", context.eligibility, tmp_path / "q", partition_lines=400
+    )
+    assert all(p.source is None for p in parts)
+    assert sum(p.read().height for p in parts) == claims.height
+    run_batch(tmp_path / "mixed.parquet", tmp_path / "e.parquet", context, partition_lines=400)
+    assert pl.read_parquet(tmp_path / "e.parquet").sort(KEY).equals(whole)
 
 
 def cross_family_world():

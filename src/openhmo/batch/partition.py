@@ -14,9 +14,11 @@ partitions, so a rerun splits the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -90,41 +92,134 @@ def _with_group(lines: pl.LazyFrame, members: pl.LazyFrame, number: str, out: st
     )
 
 
+def with_group(claims: pl.LazyFrame, groups: Groups, out: str = "_group") -> pl.LazyFrame:
+    """`claims` with the column `out`: the group each line is decided with."""
+    lines = _with_group(claims, groups.members.lazy(), "member_number", out)
+    if groups.merged:
+        lines = lines.with_columns(pl.col(out).replace(groups.merged))
+    return lines
+
+
 def with_partition(claims: pl.LazyFrame, groups: Groups, partitions: int) -> pl.LazyFrame:
     """`claims` with the column `_partition` (0 .. partitions-1)."""
-    lines = _with_group(claims, groups.members.lazy(), "member_number", "_group")
-    if groups.merged:
-        lines = lines.with_columns(pl.col("_group").replace(groups.merged))
-    return lines.with_columns(
-        (pl.col("_group").hash(seed=_SEED) % partitions).cast(pl.UInt32).alias(PARTITION)
-    ).drop("_group")
+    return (
+        with_group(claims, groups)
+        .with_columns(
+            (pl.col("_group").hash(seed=_SEED) % partitions).cast(pl.UInt32).alias(PARTITION)
+        )
+        .drop("_group")
+    )
 
 
-def split(
+@dataclass(frozen=True)
+class Part:
+    """One partition's lines: rows [offset, offset + length) of the claims file (whole
+    row groups), or the files the split wrote for it."""
+
+    source: Path | None = None
+    offset: int = 0
+    length: int = 0
+    files: tuple[Path, ...] = ()
+
+    def read(self) -> pl.DataFrame:
+        if self.source is not None:
+            return pl.scan_parquet(self.source).slice(self.offset, self.length).collect()
+        if not self.files:
+            return pl.DataFrame()
+        return pl.concat([pl.read_parquet(f) for f in self.files], how="vertical")
+
+    def discard(self) -> None:
+        """Free the disk a split partition took (a slice of the source takes none)."""
+        for f in self.files:
+            f.unlink(missing_ok=True)
+
+
+def partitions_of(
     claims_path: str | Path,
     eligibility: pl.DataFrame,
     directory: str | Path,
     *,
+    partition_lines: int,
+) -> list[Part]:
+    """The partitions of a claims file, about `partition_lines` lines each, in order.
+
+    A file whose row groups hold whole family groups (as the generator and the export
+    write them: ordered by family) is read in place, a run of row groups per partition;
+    any other file is split by a hash of the group into files under `directory`."""
+    claims_path = Path(claims_path)
+    groups = family_groups(eligibility, pl.scan_parquet(claims_path))
+    slices = aligned_slices(claims_path, groups, partition_lines)
+    if slices is not None:
+        return [Part(source=claims_path, offset=o, length=n) for o, n in slices]
+    total = pq.ParquetFile(claims_path).metadata.num_rows
+    count = max(1, math.ceil(total / max(1, partition_lines)))
+    return split(claims_path, groups, directory, partitions=count)
+
+
+def aligned_slices(
+    claims_path: Path, groups: Groups, partition_lines: int
+) -> list[tuple[int, int]] | None:
+    """(offset, length) of runs of whole row groups of about `partition_lines` lines, if
+    no group has lines in two row groups (a file of one row group qualifies only if it
+    fits one partition); None otherwise."""
+    meta = pq.ParquetFile(claims_path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    total = sum(sizes)
+    if total <= partition_lines:
+        return [(0, total)]
+    if len(sizes) < 2:
+        return None
+    # Per member number first (few rows), then per group: is any group in two row groups?
+    by_number = (
+        pl.scan_parquet(claims_path)
+        .select("member_number")
+        .with_columns(_rg=pl.Series(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)))
+        .group_by("member_number")
+        .agg(first=pl.col("_rg").min(), last=pl.col("_rg").max())
+    )
+    spanning = (
+        with_group(by_number, groups)
+        .group_by("_group")
+        .agg(pl.col("first").min(), pl.col("last").max())
+        .filter(pl.col("first") != pl.col("last"))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    if spanning:
+        return None
+    slices: list[tuple[int, int]] = []
+    offset = length = 0
+    for size in sizes:
+        if length and length + size > partition_lines:
+            slices.append((offset, length))
+            offset, length = offset + length, 0
+        length += size
+    slices.append((offset, length))
+    return slices
+
+
+def split(
+    claims_path: str | Path,
+    groups: Groups,
+    directory: str | Path,
+    *,
     partitions: int,
     batch_lines: int = 1_000_000,
-) -> list[Path]:
-    """Write the lines of `claims_path` to one Parquet file per partition in `directory`,
-    reading it once, a batch of lines at a time; the files, in partition order (each is
-    written, empty if no line falls in it)."""
+) -> list[Part]:
+    """Split the lines of `claims_path` by a hash of their group into `partitions` parts,
+    reading it once, a batch of lines at a time: each batch's share of a partition is a
+    file in `directory` (LZ4, read back once)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    groups = family_groups(eligibility, pl.scan_parquet(claims_path))
-    source = pq.ParquetFile(claims_path)
-    paths = [directory / f"part-{p:05d}.parquet" for p in range(partitions)]
-    writers = [pq.ParquetWriter(path, source.schema_arrow) for path in paths]
-    try:
-        for batch in source.iter_batches(batch_size=batch_lines):
-            lines = with_partition(pl.from_arrow(batch).lazy(), groups, partitions).collect()
-            for (number,), part in lines.partition_by(PARTITION, as_dict=True).items():
-                writers[number].write_table(
-                    part.drop(PARTITION).to_arrow().cast(source.schema_arrow)
-                )
-    finally:
-        for writer in writers:
-            writer.close()
-    return paths
+    total = pq.ParquetFile(claims_path).metadata.num_rows
+    files: list[list[Path]] = [[] for _ in range(partitions)]
+    for b, offset in enumerate(range(0, total, batch_lines)):
+        lines = pl.scan_parquet(claims_path).slice(offset, batch_lines).collect()
+        assigned = with_partition(lines.select("member_number").lazy(), groups, partitions)
+        lines = lines.with_columns(assigned.select(PARTITION).collect().to_series())
+        for (number,), part in lines.partition_by(PARTITION, as_dict=True).items():
+            path = directory / f"part-{number:05d}-{b:05d}.parquet"
+            part.drop(PARTITION).write_parquet(path, compression="lz4")
+            files[number].append(path)
+    return [Part(files=tuple(f)) for f in files]

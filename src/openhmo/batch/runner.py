@@ -1,7 +1,8 @@
 """Batch adjudication: a Parquet file of claim lines in, a Parquet file of decisions out.
 
-`run_batch` splits the claim lines into partitions of whole families
-(openhmo.batch.partition), decides one partition at a time with the engine's batch path
+`run_batch` takes the claim lines in partitions of whole families
+(openhmo.batch.partition: runs of row groups of a file written in family order, or a
+split by a hash of the family), decides one partition at a time with the engine's batch path
 (openhmo.adjudication.engine.decide), and writes the line decisions and the new state
 (accumulators, visit counts, referral visits) once every partition is decided. Memory
 holds the context and one partition, whatever the size of the file.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 import shutil
 import time
@@ -37,7 +37,7 @@ from openhmo.adjudication import plan_tables
 from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context
 from openhmo.adjudication.decisions import LINE_DECISIONS
 from openhmo.adjudication.engine import decide
-from openhmo.batch.partition import split
+from openhmo.batch.partition import partitions_of
 from openhmo.batch.snapshot import only_families, replace_directory
 
 STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
@@ -100,20 +100,21 @@ def run_batch(
         work = decisions.with_name(f".{decisions.name}.run-{uuid.uuid4().hex[:12]}")
         work.mkdir(parents=True)
         total = pq.ParquetFile(claims).metadata.num_rows
-        partitions = max(1, math.ceil(total / max(1, partition_lines)))
         report("split", 0, total)
-        parts = split(claims, context.eligibility, work / "parts", partitions=partitions)
+        parts = partitions_of(
+            claims, context.eligibility, work / "parts", partition_lines=partition_lines
+        )
         report("split", total, total)
         tables = plan_tables.build(context.designs)
-        summary = BatchSummary(decisions=decisions, state=state, partitions=partitions)
+        summary = BatchSummary(decisions=decisions, state=state, partitions=len(parts))
         results: dict[str, list[pl.DataFrame]] = {name: [] for name in STATE_TABLES}
         decided_families: list[pl.Series] = []
         decided_members: list[pl.Series] = []
         schema = pa.schema(pl.DataFrame(schema=LINE_DECISIONS).to_arrow().schema)
         with pq.ParquetWriter(work / "decisions.parquet", schema) as writer:
-            for n, path in enumerate(parts, start=1):
-                lines = pl.read_parquet(path)
-                os.remove(path)
+            for n, part in enumerate(parts, start=1):
+                lines = part.read()
+                part.discard()
                 if lines.height:
                     families = context.eligibility.filter(
                         pl.col("member_number").is_in(lines["member_number"].unique().implode())

@@ -1,0 +1,259 @@
+"""Benchmark: batch adjudication end to end, at 1M and 10M claim lines.
+
+For each size the script generates a world with `openhmo generate claims`' generator
+(openhmo.batch.generate.write_world: claims Parquet and a context snapshot), then, in a
+fresh process of its own so that peak memory is that run's alone, runs
+`openhmo claims adjudicate-batch`'s function (openhmo.batch.runner.run_batch): Parquet
+in, family partitions, every step of the engine, decisions and new state Parquet out.
+It reports lines per second, peak resident memory and the cost per line at each size
+(linear cost: the same cost per line at 1M and 10M).
+
+In the same run, on whole families sampled from the first world, the engine's batch
+path and the row-by-row reference model (tests/reference_model.py) decide the same lines;
+the script checks they agree on every decision column and reports the ratio. It also
+times each step of the engine on one partition: where the time goes.
+
+    .venv/bin/python bench/bench_batch.py [--lines 1000000 10000000] [--reference-lines 20000]
+                                          [--work DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1] / "tests"))
+
+# Lines per member-year of the generator's mix (about 12 claims of 1.4 lines), used only
+# to size a world; the figures below use the lines actually generated.
+LINES_PER_MEMBER = 16.6
+
+
+def _child(kind: str, **arguments) -> dict:
+    """Run `kind` in a new Python process; its JSON report."""
+    done = subprocess.run(
+        [sys.executable, str(HERE), "--child", kind, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"{kind} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- children -------------------------------------------------------------------------
+
+
+def generate(out: str, members: int, seed: int) -> dict:
+    from openhmo.batch.generate import write_world
+
+    summary = write_world(members, 2026, out, seed=seed)
+    return {"seconds": summary.seconds, "lines": summary.lines, "claims": summary.claims}
+
+
+def batch(world: str, decisions: str) -> dict:
+    from openhmo.batch.runner import run_batch
+    from openhmo.batch.snapshot import read_snapshot
+
+    marks: dict[tuple[str, bool], float] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        marks.setdefault((phase, done == total), time.perf_counter())
+
+    started = time.perf_counter()
+    context = read_snapshot(Path(world) / "context")
+    read_s = time.perf_counter() - started
+    summary = run_batch(Path(world) / "claims.parquet", decisions, context, progress=progress)
+    total_s = time.perf_counter() - started
+    return {
+        "lines": summary.lines,
+        "partitions": summary.partitions,
+        "seconds": total_s,
+        "context_seconds": read_s,
+        "run_seconds": summary.seconds,
+        "split_seconds": marks[("split", True)] - marks[("split", False)],
+        "peak_mib": _peak_mib(),
+        "by_status": summary.by_status,
+    }
+
+
+def _sample(world: str, lines: int):
+    """Whole families from the start of the world's claims, about `lines` lines."""
+    import polars as pl
+
+    from openhmo.batch.snapshot import only_families, read_snapshot
+
+    context = read_snapshot(Path(world) / "context")
+    head = pl.scan_parquet(Path(world) / "claims.parquet").head(lines).collect()
+    families = context.eligibility.filter(
+        pl.col("member_number").is_in(head["member_number"].unique().implode())
+    )["family_id"].unique()
+    part = only_families(context, families)
+    claims = (
+        pl.scan_parquet(Path(world) / "claims.parquet")
+        .filter(pl.col("member_number").is_in(part.eligibility["member_number"].implode()))
+        .collect()
+    )
+    return claims, part
+
+
+def reference(world: str, lines: int) -> dict:
+    import polars as pl
+
+    from openhmo.adjudication.decisions import LINE_DECISIONS
+    from openhmo.adjudication.engine import decide
+    from reference_model import adjudicate_reference
+
+    claims, context = _sample(world, lines)
+    decide(claims.head(100), context)  # code lists and rule tables loaded once, as in batch
+    started = time.perf_counter()
+    fast = decide(claims, context)
+    engine_s = time.perf_counter() - started
+    started = time.perf_counter()
+    slow = adjudicate_reference(claims, context)
+    reference_s = time.perf_counter() - started
+    keys = ["claim_id", "line_number"]
+    columns = [c for c in LINE_DECISIONS if c in slow.decisions.columns]
+    # The explanation's parameters are JSON text: compared as values, not as spellings.
+    params = pl.col("explanation_params").map_elements(
+        lambda text: json.dumps(json.loads(text), sort_keys=True), return_dtype=pl.String
+    )
+    ours = fast.decisions.select(columns).sort(keys).with_columns(params)
+    theirs = slow.decisions.select(columns).sort(keys).with_columns(params)
+    return {
+        "lines": claims.height,
+        "engine_seconds": engine_s,
+        "reference_seconds": reference_s,
+        "columns_compared": len(columns),
+        "identical": ours.equals(theirs),
+        "accumulators_identical": fast.accumulators.sort(fast.accumulators.columns).equals(
+            slow.accumulators.select(fast.accumulators.columns).sort(fast.accumulators.columns)
+        ),
+    }
+
+
+def profile(world: str, lines: int) -> dict:
+    """Each step of the engine on one partition's worth of whole families, in seconds."""
+    from openhmo.adjudication import engine, outputs, plan_tables
+    from openhmo.adjudication.frame import decided, tracing
+
+    claims, context = _sample(world, lines)
+    tables = plan_tables.build(context.designs)
+    engine.decide(claims.head(100), context, tables)
+    times: dict[str, float] = {}
+
+    def timed(name, function, *args):
+        started = time.perf_counter()
+        value = function(*args)
+        times[name] = times.get(name, 0.0) + time.perf_counter() - started
+        return value
+
+    with tracing(False):
+        w = timed("prepare", engine._prepare, claims, context, tables)
+        for step in engine.STEPS:
+            w = timed(step.__name__.lstrip("_"), step, w, context, tables)
+        w = timed("payment", lambda frame: outputs.payment(decided(frame)), w)
+        w = timed("explanations", outputs.explain, w, context)
+        timed("line decisions", outputs.line_decisions, w)
+        for name in ("accumulators", "visit_usage", "referral_usage"):
+            timed(f"new {name}", getattr(outputs, name), w, context)
+    return {"lines": claims.height, "steps": times}
+
+
+CHILDREN = {"generate": generate, "batch": batch, "reference": reference, "profile": profile}
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--reference-lines", type=int, default=20_000)
+    parser.add_argument("--profile-lines", type=int, default=250_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--work", help="directory for the worlds (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the worlds and decisions")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, arguments = args.child
+        print(json.dumps(CHILDREN[kind](**json.loads(arguments))))
+        return
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="openhmo-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cores, python = os.cpu_count(), platform.python_version()
+    print(f"machine: {platform.machine()}, {cores} cores, Python {python}")
+    try:
+        runs = []
+        for target in args.lines:
+            world = work / f"world-{target}"
+            if not (world / "claims.parquet").exists():
+                members = math.ceil(target / LINES_PER_MEMBER)
+                made = _child("generate", out=str(world), members=members, seed=args.seed)
+                print(
+                    f"generated {made['lines']:,} lines ({members:,} members) "
+                    f"in {made['seconds']:.0f} s"
+                )
+            run = _child("batch", world=str(world), decisions=str(world / "decisions.parquet"))
+            runs.append(run)
+            print(
+                f"{run['lines']:>11,} lines: {run['seconds']:7.1f} s end to end = "
+                f"{run['lines'] / run['seconds']:>9,.0f} lines/s "
+                f"({run['seconds'] / run['lines'] * 1e6:.2f} µs/line; "
+                f"context {run['context_seconds']:.1f} s, split {run['split_seconds']:.1f} s, "
+                f"{run['partitions']} partitions), peak RSS {run['peak_mib']:,.0f} MiB"
+            )
+        if len(runs) > 1:
+            small, large = runs[0], runs[-1]
+            per_line = (large["seconds"] / large["lines"]) / (small["seconds"] / small["lines"])
+            print(f"cost per line at {large['lines']:,} / at {small['lines']:,}: {per_line:.2f}")
+
+        first = work / f"world-{args.lines[0]}"
+        ref = _child("reference", world=str(first), lines=args.reference_lines)
+        engine_rate = ref["lines"] / ref["engine_seconds"]
+        reference_rate = ref["lines"] / ref["reference_seconds"]
+        print(
+            f"sample of {ref['lines']:,} lines (whole families): "
+            f"engine {engine_rate:,.0f} lines/s, reference model {reference_rate:,.0f} lines/s, "
+            f"ratio {engine_rate / reference_rate:.1f}x; "
+            f"identical decisions ({ref['columns_compared']} columns): {ref['identical']}, "
+            f"identical accumulators: {ref['accumulators_identical']}"
+        )
+        for run in runs:
+            rate = run["lines"] / run["seconds"]
+            print(
+                f"end to end at {run['lines']:,} lines / reference model: "
+                f"{rate / reference_rate:.0f}x"
+            )
+
+        prof = _child("profile", world=str(first), lines=args.profile_lines)
+        total = sum(prof["steps"].values())
+        print(f"where the engine's time goes, {prof['lines']:,} lines ({total:.2f} s):")
+        for name, seconds in sorted(prof["steps"].items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<46} {seconds:6.2f} s  {seconds / total:5.1%}")
+        if not ref["identical"] or not ref["accumulators_identical"]:
+            sys.exit("the engine and the reference model disagree")
+    finally:
+        if not args.keep and not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
