@@ -9,7 +9,6 @@ the reference model (tests/reference_model.py) decide on the same world.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import subprocess
@@ -25,7 +24,12 @@ from openhmo.adjudication.decisions import LINE_DECISIONS, Result
 from openhmo.adjudication.engine import adjudicate, decide
 from openhmo.adjudication.outputs import present
 from openhmo.batch.generate import generate_world
-from openhmo.batch.partition import family_groups, partitions_of, with_group, with_partition
+from openhmo.batch.partition import (
+    family_groups,
+    partitions_of,
+    with_partition,
+    write_in_family_order,
+)
 from openhmo.batch.runner import BatchError, recover, run_batch
 from openhmo.batch.snapshot import write_snapshot
 from reference_model import adjudicate_reference
@@ -117,33 +121,16 @@ def test_partitioning_changes_nothing(tmp_path: Path):
         assert decisions.equals(whole)
 
 
-def write_family_row_groups(
-    claims: pl.DataFrame, eligibility: pl.DataFrame, path: Path, size: int
-) -> int:
-    """`claims` ordered by family group (stably) into row groups of about `size` lines that
-    hold whole groups, as the generator writes them; the number of row groups."""
-    family = with_group(claims.lazy(), family_groups(eligibility, claims.lazy()), "f")
-    ordered = family.collect().sort("f", maintain_order=True)
-    starts = [0] + [i for i in range(1, ordered.height) if ordered["f"][i] != ordered["f"][i - 1]]
-    table = ordered.drop("f").to_arrow()
-    cuts = [0]
-    for start in starts:
-        if start - cuts[-1] >= size:
-            cuts.append(start)
-    cuts.append(ordered.height)
-    with pq.ParquetWriter(path, table.schema) as writer:
-        for lo, hi in itertools.pairwise(cuts):
-            writer.write_table(table.slice(lo, hi - lo))
-    return len(cuts) - 1
-
-
 def test_a_file_in_family_order_is_read_in_place(tmp_path: Path):
     """Row groups of whole families are partitions as they lie (no split, no copy); a file
     whose row groups cut through families is split by hash: the same decisions either way."""
     claims, context = generate_world(120, 2026, seed=22)  # the five example plans
     whole = decide(claims, context).decisions.sort(KEY)
-    row_groups = write_family_row_groups(
-        claims, context.eligibility, tmp_path / "ordered.parquet", 150
+    row_groups = write_in_family_order(
+        claims.sample(fraction=1.0, shuffle=True, seed=5),  # received in any order
+        context.eligibility,
+        tmp_path / "ordered.parquet",
+        row_group_lines=150,
     )
     assert row_groups >= 6
     parts = partitions_of(
@@ -175,8 +162,11 @@ def cross_family_world():
     world = random_world(Shape("HMO", "separate", "embedded", 30000, (2, 2, 2, 2), 200, 31))
     elig = world.context.eligibility
     families = elig["family_id"].unique().sort().to_list()
-    # Only original claims, so that nothing else ties families together.
-    world.claims = world.claims.filter(pl.col("frequency_code") == "1")
+    # Only original claims, each of one member, so that nothing else ties families.
+    world.claims = world.claims.filter(
+        (pl.col("frequency_code") == "1")
+        & (pl.col("member_number") == pl.col("member_number").first().over("claim_id"))
+    )
     other = elig.filter(pl.col("family_id") == families[-1])["member_number"][0]
     first_claims = world.claims.filter(pl.col("frequency_code") == "1")
     original = first_claims.filter(
@@ -207,6 +197,49 @@ def test_families_tied_by_a_replacement_share_a_partition(tmp_path: Path):
     decisions = batch.decisions.filter(pl.col("claim_id") == original)
     assert set(decisions["status"]) == {"replaced"}
     assert not differences(batch, adjudicate(claims, world.context), ("batch", "real time"))
+
+
+def test_a_claim_naming_two_families_members_keeps_them_together(tmp_path: Path):
+    """A claim whose lines name members of two families (no 837 should, a file may) is
+    decided as in real time, whatever the partitions: the engine takes a claim's lines
+    together (an emergency claim's lines are all emergency care), so both families share
+    a partition."""
+    world, _, _, families = cross_family_world()
+    elig, claims = world.context.eligibility, world.claims
+    of = {f: elig.filter(pl.col("family_id") == f)["member_number"].implode() for f in families}
+    decided = decide(claims, world.context).decisions
+    # A specialist visit of family B denied for want of a referral ...
+    denied = decided.filter(
+        (pl.col("decided_step") == "referral")
+        & pl.col("member_id").is_in(
+            elig.filter(pl.col("family_id") == families[-1])["member_id"].implode()
+        )
+    ).row(0, named=True)
+    stray = claims.filter(
+        (pl.col("claim_id") == denied["claim_id"])
+        & (pl.col("line_number") == denied["line_number"])
+    )
+    # ... filed again as a line of an emergency claim of family A.
+    emergency = claims.filter(pl.col("emergency") & pl.col("member_number").is_in(of[families[0]]))[
+        "claim_id"
+    ][0]
+    template = claims.filter(pl.col("claim_id") == emergency).row(0, named=True)
+    stray = stray.with_columns(
+        claim_id=pl.lit(emergency),
+        line_number=pl.lit(99, pl.Int64),
+        received_at=pl.lit(template["received_at"]),
+    )
+    claims = pl.concat([claims, stray])
+    assert family_groups(elig, claims.lazy()).merged == {f"f:{families[-1]}": f"f:{families[0]}"}
+    real_time = adjudicate(claims, world.context)
+    line = (
+        decide(claims, world.context)
+        .decisions.filter((pl.col("claim_id") == emergency) & (pl.col("line_number") == 99))
+        .row(0, named=True)
+    )
+    assert line["emergency"] and line["decided_step"] != "referral"
+    batch = batch_result(tmp_path, claims, world.context, partition_lines=1)
+    assert not differences(batch, real_time, ("batch", "real time"))
 
 
 def test_a_bad_claims_file_is_refused_with_its_reason(tmp_path: Path):

@@ -156,7 +156,10 @@ def test_spark_decides_as_the_local_batch_run(spark, world):
         assert context.eligibility["plan_key"].n_unique() >= 4
 
     summary = adjudicate_on_spark(
-        spark, str(directory / "claims.parquet"), directory / "context", directory / "spark",
+        spark,
+        str(directory / "claims.parquet"),
+        directory / "context",
+        directory / "spark",
         partitions=3,
     )
 
@@ -178,9 +181,7 @@ def test_spark_decides_as_the_local_batch_run(spark, world):
         assert got.schema == pl.Schema(SCHEMAS[table]), table
         assert got.equals(expected), (table, got, expected)  # the same rows, in order
     # The runs changed the state: the comparison is not of two copies of the start.
-    assert not _read(directory / "spark" / "state" / "accumulators").equals(
-        context.accumulators
-    )
+    assert not _read(directory / "spark" / "state" / "accumulators").equals(context.accumulators)
 
 
 def test_claims_of_another_schema_are_refused(spark, tmp_path):

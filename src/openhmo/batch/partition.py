@@ -4,9 +4,10 @@ Adjudication is independent between families (their accumulators, referrals and 
 counts are their own), so a batch run splits the claim lines into partitions of whole
 families and decides them one at a time (or, on Spark, side by side). A line belongs to
 its member's family; a line whose member is unknown goes by its member number (it is
-denied at eligibility, alone). One thing ties two families together: a replacement or
+denied at eligibility, alone). Two things tie two families together: a replacement or
 void (frequency 7 or 8) of a claim that was filed under another family's member, which
-the original's partition must see. Such families are put in one partition.
+the original's partition must see, and a claim whose lines name members of both. Such
+families are put in one partition.
 
 A line's partition is a pure function of the eligibility, the claims and the number of
 partitions, so a rerun splits the same way.
@@ -14,6 +15,7 @@ partitions, so a rerun splits the same way.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +47,23 @@ def family_groups(eligibility: pl.DataFrame, claims: pl.LazyFrame) -> Groups:
         .collect()
     )
     pairs = replacing.join(originals, left_on="replaces_claim_id", right_on="original")
+    # The engine takes a claim's lines together (a claim's emergency, its visits), so a
+    # claim whose lines name members of two groups ties them too. An 837 claim has one
+    # patient, but a file may say otherwise; it must still be decided as in real time.
+    numbers = claims.select("claim_id", "member_number").unique()
+    shared = (
+        numbers.filter(pl.len().over("claim_id") > 1)
+        .with_columns(original_member=pl.col("member_number").min().over("claim_id"))
+        .collect()
+    )
     edges = (
-        pairs.lazy()
+        pl.concat(
+            [
+                pairs.select("member_number", "original_member"),
+                shared.select("member_number", "original_member"),
+            ]
+        )
+        .lazy()
         .pipe(_with_group, members.lazy(), "member_number", "a")
         .pipe(_with_group, members.lazy(), "original_member", "b")
         .filter(pl.col("a") != pl.col("b"))
@@ -197,6 +214,37 @@ def aligned_slices(
         length += size
     slices.append((offset, length))
     return slices
+
+
+def write_in_family_order(
+    claims: pl.DataFrame,
+    eligibility: pl.DataFrame,
+    path: str | Path,
+    *,
+    row_group_lines: int = 100_000,
+) -> int:
+    """Write `claims` to the Parquet file `path` ordered by family group (each group's
+    lines in the order they came), in row groups of about `row_group_lines` lines that
+    hold whole groups: a file a batch run reads in place. The number of row groups."""
+    groups = family_groups(eligibility, claims.lazy())
+    ordered = with_group(claims.lazy(), groups, "_g").collect().sort("_g", maintain_order=True)
+    starts = (
+        ordered.select((pl.col("_g") != pl.col("_g").shift()).fill_null(True).arg_true())
+        .to_series()
+        .to_numpy()
+    )
+    cuts = [0]
+    for target in range(row_group_lines, ordered.height, row_group_lines):
+        i = int(np.searchsorted(starts, max(target, cuts[-1] + 1)))
+        if i < len(starts):
+            cuts.append(int(starts[i]))
+    cuts.append(ordered.height)
+    cuts = sorted(set(cuts))
+    table = ordered.drop("_g").to_arrow()
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        for lo, hi in itertools.pairwise(cuts):
+            writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
+    return max(1, len(cuts) - 1)
 
 
 def split(

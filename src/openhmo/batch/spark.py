@@ -9,21 +9,22 @@ decisions and the same new state, row for row (tests/test_spark.py checks it aga
 How it runs:
 
 1. The driver reads the snapshot and works out the family groups with
-   openhmo.batch.partition (`family_groups`) from the eligibility and the few
-   replacements filed under another member's number (Spark finds those; the driver never
-   collects the claims).
-2. Every line gets its partition from `with_partition`, the function run_batch splits
-   with, on the executors (`mapInArrow`, the groups broadcast): a partition holds whole
-   groups, so every line of a group is decided in the same engine call.
+   openhmo.batch.partition (`family_groups`) from the eligibility and the replacements
+   and voids (Spark finds those; the driver never collects the claims).
+2. Every line gets its partition in Spark itself: its group through a broadcast join of
+   the member numbers, hashed (`xxhash64`) modulo the partitions. A partition holds
+   whole groups, so every line of a group is decided in the same engine call. (Which
+   groups share a partition changes no decision, so the local run's hash need not be
+   matched.)
 3. `groupBy(partition).applyInArrow`: each partition's lines, as Arrow, go to Polars;
    the snapshot (read once per Python worker and kept) is narrowed to the partition's
-   families (`only_families`) and `decide` runs. The function gives back one table of
-   several kinds of rows (column `kind`): the line decisions, the new accumulators,
+   families (`only_families`) and `decide` runs. The function gives back one flat table
+   of several kinds of rows (column `kind`): the line decisions, the new accumulators,
    visit and referral usage, and the families and members it decided, so that the
    engine runs once per line.
-4. That output is persisted, split by kind and written: the decisions, and each state
-   table merged with the starting state of the families no line touched, as run_batch's
-   `_write_state` merges them.
+4. That output is kept (memory, then disk), split by kind and written: the decisions,
+   and each state table merged with the starting state of the families no line
+   touched, as run_batch's `_write_state` merges them.
 
 Out directory (every table a Spark Parquet directory, `part-*.parquet` files):
 
@@ -57,7 +58,7 @@ from openhmo.adjudication import plan_tables
 from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context, empty
 from openhmo.adjudication.decisions import LINE_DECISIONS
 from openhmo.adjudication.engine import decide
-from openhmo.batch.partition import PARTITION, Groups, family_groups, with_partition
+from openhmo.batch.partition import PARTITION, Groups, family_groups
 from openhmo.batch.snapshot import only_families, read_snapshot
 
 if TYPE_CHECKING:
@@ -139,40 +140,34 @@ def adjudicate_on_spark(
         partitions = max(math.ceil(total / PARTITION_LINES), PARTITIONS_PER_CORE * cores)
     partitions = max(1, int(partitions))
 
-    groups = spark.sparkContext.broadcast(_groups(claims, context))
+    lines = _with_partition(spark, claims, context, partitions)
+    output = output_schema()
+    decided = (
+        # Shuffled once into exactly `partitions` (the grouping reuses it): not into
+        # spark.sql.shuffle.partitions, mostly empty tasks.
+        lines.repartition(partitions, PARTITION)
+        .groupBy(PARTITION)
+        .applyInArrow(
+            functools.partial(_decide_partition, str(snapshot_dir), _arrow_schema(spark, output)),
+            output,
+        )
+        # Kept (in memory, spilling to disk) for the four tables read from it, so that
+        # the engine runs once per line; the columns are flat so that each read scans
+        # only its own.
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     try:
-        claims_schema = claims.schema
-        with_part = claims.mapInArrow(
-            functools.partial(_assign_partitions, groups, partitions),
-            _struct([*claims_schema.fields, _field(PARTITION, spark_type(pl.Int32))]),
+        # Writing the decisions runs the engine; the rest reads what it kept.
+        (
+            decided.where(F.col("kind") == "decisions")
+            .select(*LINE_DECISIONS)
+            .write.mode("overwrite")
+            .parquet(f"{out}/decisions")
         )
-        output = output_schema()
-        decided = (
-            with_part.groupBy(PARTITION)
-            .applyInArrow(
-                functools.partial(
-                    _decide_partition,
-                    str(snapshot_dir),
-                    _arrow_schema(spark, output),
-                ),
-                output,
-            )
-            .persist(StorageLevel.DISK_ONLY)
-        )
-        try:
-            # Writing the decisions runs the engine; the rest reads what it persisted.
-            (
-                decided.where(F.col("kind") == "decisions")
-                .select("decisions.*")
-                .write.mode("overwrite")
-                .parquet(f"{out}/decisions")
-            )
-            _write_state(spark, decided, snapshot_dir, out)
-            summary = _summarize(decided, out, partitions)
-        finally:
-            decided.unpersist()
+        _write_state(spark, decided, snapshot_dir, out)
+        summary = _summarize(decided, out, partitions)
     finally:
-        groups.destroy()
+        decided.unpersist()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -215,15 +210,26 @@ def spark_schema(schema: dict[str, pl.DataType]) -> StructType:
     return _struct([_field(name, spark_type(dtype)) for name, dtype in schema.items()])
 
 
+def state_column(table: str, column: str) -> str:
+    """The output column of a state table's column (state tables share column names with
+    each other and with the decisions)."""
+    return f"{table}__{column}"
+
+
 def output_schema() -> StructType:
-    """What a partition's engine call gives back: rows of one `kind` each, the kind's
-    struct column set and the others null. Kinds: `decisions` and the STATE_TABLES (in
-    columns of those names), `family` and `member` (the decided ids, in `key`)."""
+    """What a partition's engine call gives back: rows of one `kind` each, flat. Kind
+    `decisions`: the LINE_DECISIONS columns; a STATE_TABLES kind: that table's columns,
+    named by `state_column`; `family` and `member`: the decided ids, in `key`. The other
+    columns of a row are null."""
     return _struct(
         [
             _field("kind", spark_type(pl.String)),
-            _field("decisions", spark_schema(LINE_DECISIONS)),
-            *[_field(name, spark_schema(SCHEMAS[name])) for name in STATE_TABLES],
+            *[_field(name, spark_type(dtype)) for name, dtype in LINE_DECISIONS.items()],
+            *[
+                _field(state_column(table, name), spark_type(dtype))
+                for table in STATE_TABLES
+                for name, dtype in SCHEMAS[table].items()
+            ],
             _field("key", spark_type(pl.Int64)),
         ]
     )
@@ -274,52 +280,88 @@ def _read_claims(spark: SparkSession, path: str) -> DataFrame:
 # --- groups and partitions ----------------------------------------------------------------
 
 
-def _groups(claims: DataFrame, context: Context) -> Groups:
-    """The family groups of openhmo.batch.partition, with only the replacements that can
-    tie two groups brought to the driver: those filed under another member number than
-    the claim they replace (the same member number is always the same group)."""
+def _groups(spark: SparkSession, claims: DataFrame, context: Context) -> Groups:
+    """The family groups of openhmo.batch.partition. Only what can tie groups comes to the
+    driver: the replacements and voids (a small share of the lines), the member numbers
+    of the claims they replace, and claims whose lines name more than one member. One
+    aggregation by claim finds the last two."""
     from pyspark.sql import functions as F
 
-    replacing = (
-        claims.where(F.col("replaces_claim_id").isNotNull())
-        .select("claim_id", "member_number", "replaces_claim_id")
-        .distinct()
-    )
-    originals = (
-        claims.select(F.col("claim_id").alias("original"), F.col("member_number").alias("of"))
-        .join(
-            replacing.select(F.col("replaces_claim_id").alias("original")).distinct(),
-            "original",
-            "left_semi",
-        )
-        .distinct()
-    )
-    pairs = (
-        replacing.join(originals, replacing["replaces_claim_id"] == originals["original"])
-        .where(~replacing["member_number"].eqNullSafe(originals["of"]))
-        .select("claim_id", "member_number", "replaces_claim_id", "original", "of")
-        .collect()
-    )
-    # family_groups itself joins these into the edges and merges the groups: a claims
-    # frame of each such replacement and of the claim it replaces is all it reads.
-    rows = [(p.claim_id, p.member_number, p.replaces_claim_id) for p in pairs]
-    rows += [(p.original, p.of, None) for p in pairs]
-    few = pl.DataFrame(
-        rows,
-        schema={"claim_id": pl.String, "member_number": pl.String, "replaces_claim_id": pl.String},
+    schema = {"claim_id": pl.String, "member_number": pl.String, "replaces_claim_id": pl.String}
+    replacing = pl.DataFrame(
+        claims.where(F.col("replaces_claim_id").isNotNull()).select(*schema).distinct().collect(),
+        schema=schema,
         orient="row",
     )
-    return family_groups(context.eligibility, few.lazy())
+    replaced = replacing.select(claim_id=pl.col("replaces_claim_id").unique())
+    # A null member number is its own group, as "" is (openhmo.batch.partition).
+    number = F.coalesce(F.col("member_number"), F.lit(""))
+    claims_of = (
+        claims.groupBy("claim_id")
+        .agg(F.min(number).alias("lo"), F.max(number).alias("hi"))
+        .join(
+            F.broadcast(_spark_frame(spark, replaced).withColumn("replaced", F.lit(True))),
+            "claim_id",
+            "left",
+        )
+        .where((F.col("lo") != F.col("hi")) | F.col("replaced").isNotNull())
+        .select("claim_id", "lo", "hi")
+        .collect()
+    )
+    few = [replacing]
+    originals = [(row.claim_id, row.lo) for row in claims_of if row.lo == row.hi]
+    mixed = pl.DataFrame(
+        {"claim_id": [row.claim_id for row in claims_of if row.lo != row.hi]},
+        schema={"claim_id": pl.String},
+    )
+    if mixed.height:
+        # Every member of the claims that name several (few): all their numbers.
+        originals += (
+            claims.join(F.broadcast(_spark_frame(spark, mixed)), "claim_id", "left_semi")
+            .select("claim_id", number.alias("member_number"))
+            .distinct()
+            .collect()
+        )
+    few.append(pl.DataFrame([(c, m, None) for c, m in originals], schema=schema, orient="row"))
+    # family_groups joins these into edges and merges the groups they tie.
+    return family_groups(context.eligibility, pl.concat(few).lazy())
 
 
-# PySpark reads the kind of an Arrow function from its type hints (and fails on a
-# functools.partial of an annotated function), so the functions it calls have none.
-def _assign_partitions(groups, partitions, batches):
-    """Executor side of mapInArrow: each batch of lines with its `_partition`."""
-    for batch in batches:
-        numbers = pl.from_arrow(batch.select(["member_number"]))
-        assigned = with_partition(numbers.lazy(), groups.value, partitions).collect()
-        yield batch.append_column(PARTITION, assigned[PARTITION].to_arrow().cast(pa.int32()))
+def _with_partition(
+    spark: SparkSession, claims: DataFrame, context: Context, partitions: int
+) -> DataFrame:
+    """`claims` with each line's partition: a hash of its family group
+    (openhmo.batch.partition), so that a partition holds whole groups; computed by Spark
+    itself, not in Python. Any hash does, the local run's need not be matched: which
+    groups share a partition changes no decision."""
+    from pyspark.sql import functions as F
+
+    groups = _groups(spark, claims, context)
+    members = groups.members.select(
+        "member_number",
+        (pl.lit("f:") + pl.col("family_id").cast(pl.String)).alias("_family_group"),
+    )
+    merged = pl.DataFrame(
+        {"_group": list(groups.merged), "_root": list(groups.merged.values())},
+        schema={"_group": pl.String, "_root": pl.String},
+    )
+    group = F.coalesce(
+        F.col("_family_group"),
+        F.concat(F.lit("m:"), F.coalesce(F.col("member_number"), F.lit(""))),
+    )
+    lines = claims.join(
+        F.broadcast(_spark_frame(spark, members)), "member_number", "left"
+    ).withColumn("_group", group)
+    if groups.merged:
+        lines = lines.join(F.broadcast(_spark_frame(spark, merged)), "_group", "left")
+        lines = lines.withColumn("_group", F.coalesce(F.col("_root"), F.col("_group")))
+    partition = F.pmod(F.xxhash64(F.col("_group")), F.lit(partitions)).cast("int")
+    return lines.select(*CLAIM_LINES, partition.alias(PARTITION))
+
+
+def _spark_frame(spark: SparkSession, frame: pl.DataFrame) -> DataFrame:
+    """A small Polars frame as a Spark DataFrame (through Arrow)."""
+    return spark.createDataFrame(frame.to_arrow(), schema=spark_schema(dict(frame.schema)))
 
 
 # --- the engine, in a Python worker ---------------------------------------------------------
@@ -367,21 +409,24 @@ def _decide_partition(snapshot_dir, output, table):
 
 
 def _rows(kind: str, frame: pl.DataFrame, output: pa.Schema) -> pa.Table:
-    """`frame` as rows of `output` of kind `kind`: in the column named `kind` (a struct of
-    its columns), or in `key`; every other column null."""
+    """`frame` as rows of `output` of kind `kind`: its columns under their output names
+    (output_schema); every other column null."""
+    if kind == "decisions":
+        names = {c: c for c in frame.columns}
+    elif kind in STATE_TABLES:
+        names = {c: state_column(kind, c) for c in frame.columns}
+    else:
+        names = {frame.columns[0]: "key"}
+    data = frame.rename(names).to_arrow()
     n = frame.height
-    target = "key" if kind in ("family", "member") else kind
     columns = []
     for f in output:
         if f.name == "kind":
             columns.append(pa.array([kind] * n, f.type))
-        elif f.name != target:
-            columns.append(pa.nulls(n, f.type))
-        elif pa.types.is_struct(f.type):
-            data = frame.to_arrow().cast(pa.schema(list(f.type)))
-            columns.append(data.to_struct_array().combine_chunks())
+        elif f.name in data.column_names:
+            columns.append(data.column(f.name).cast(f.type))
         else:
-            columns.append(frame.to_series().to_arrow().cast(f.type))
+            columns.append(pa.nulls(n, f.type))
     return pa.Table.from_arrays(columns, schema=output)
 
 
@@ -397,7 +442,12 @@ def _write_state(spark: SparkSession, decided: DataFrame, snapshot_dir: Path, ou
         kind: decided.where(F.col("kind") == kind).select(F.col("key").alias(column))
         for kind, column in (("family", "family_id"), ("member", "member_id"))
     }
-    new = {name: decided.where(F.col("kind") == name).select(f"{name}.*") for name in STATE_TABLES}
+    new = {
+        name: decided.where(F.col("kind") == name).select(
+            *[F.col(state_column(name, c)).alias(c) for c in SCHEMAS[name]]
+        )
+        for name in STATE_TABLES
+    }
     ids["referral_usage"] = new["referral_usage"].select("referral_number")
     for name in STATE_TABLES:
         kind, column = STATE_KEYS[name]
@@ -411,8 +461,10 @@ def _write_state(spark: SparkSession, decided: DataFrame, snapshot_dir: Path, ou
         table = untouched.unionByName(new[name]).select(
             *[F.col(c).cast(spark_type(t)).alias(c) for c, t in SCHEMAS[name].items()]
         )
+        # One file, sorted: a state table has a row per member or family, not per line.
         (
-            table.orderBy(*[F.col(c).asc_nulls_first() for c in STATE_ORDER[name]])
+            table.coalesce(1)
+            .sortWithinPartitions(*[F.col(c).asc_nulls_first() for c in STATE_ORDER[name]])
             .write.mode("overwrite")
             .parquet(f"{out}/state/{name}")
         )
@@ -434,12 +486,12 @@ def _summarize(decided: DataFrame, out: str, partitions: int) -> SparkSummary:
     summary = SparkSummary(out=out, partitions=partitions)
     rows = (
         decided.where(F.col("kind") == "decisions")
-        .groupBy(F.col("decisions.status").alias("status"))
+        .groupBy("status")
         .agg(
             F.count(F.lit(1)).alias("lines"),
-            F.sum("decisions.charge_cents").alias("charged"),
-            F.sum("decisions.plan_paid_cents").alias("plan_paid"),
-            F.sum("decisions.member_share_cents").alias("member_share"),
+            F.sum("charge_cents").alias("charged"),
+            F.sum("plan_paid_cents").alias("plan_paid"),
+            F.sum("member_share_cents").alias("member_share"),
         )
         .collect()
     )

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from openhmo.adjudication.context import Context
+from openhmo.batch.partition import write_in_family_order
 from openhmo.batch.runner import PARTITION_LINES, BatchError, run_batch
 from openhmo.batch.snapshot import SnapshotError, read_snapshot, write_snapshot
 from openhmo.claims.export import claims_of, codes_of, context_of
@@ -114,7 +115,8 @@ def export(
         with console.status("reading the context"):
             ctx = context_of(session, actor=actor(), purpose="claims export", codes=codes_of(lines))
     claims_out.parent.mkdir(parents=True, exist_ok=True)
-    lines.write_parquet(claims_out)
+    # In family order, row groups of whole families: a batch run reads it in place.
+    write_in_family_order(lines, ctx.eligibility, claims_out)
     write_snapshot(ctx, context_out, note=f"openhmo claims export (year {year or 'all'})")
     console.print(
         f"{lines.height:,} claim lines → {claims_out}; context of "

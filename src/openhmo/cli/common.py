@@ -16,9 +16,11 @@ from openhmo.config import database_url
 from openhmo.db import make_engine, migrate, transaction
 
 # Lines of output are not wrapped (a file path or an error stays on one line, for grep
-# and for people); tables still fit the terminal.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# and for people); tables still fit the terminal. Into a pipe or a log, where Rich would
+# assume 80 columns and cut wide tables' cells, they get 160 (COLUMNS still decides).
+_WIDTH = None if os.isatty(1) or "COLUMNS" in os.environ else 160
+console = Console(soft_wrap=True, width=_WIDTH)
+err_console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 
 def actor() -> str:
