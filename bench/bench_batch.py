@@ -2,11 +2,12 @@
 
 For each size the script generates a world with `openhmo generate claims`' generator
 (openhmo.batch.generate.write_world: claims Parquet and a context snapshot), then, in a
-fresh process of its own so that peak memory is that run's alone, runs
-`openhmo claims adjudicate-batch`'s function (openhmo.batch.runner.run_batch): Parquet
-in, family partitions, every step of the engine, decisions and new state Parquet out.
-It reports lines per second, peak resident memory and the cost per line at each size
-(linear cost: the same cost per line at 1M and 10M).
+fresh process of its own, runs `openhmo claims adjudicate-batch`'s function
+(openhmo.batch.runner.run_batch): Parquet in, family partitions, every step of the
+engine, decisions and new state Parquet out; in one process (the default) and with a
+worker process per core (openhmo.batch.workers). It reports lines per second, peak
+resident memory of the whole process tree (sampled), and the cost per line at each size
+in one process (linear cost: the same cost per line at 1M and 10M).
 
 In the same run, on whole families sampled from the first world, the engine's batch
 path and the row-by-row reference model (tests/reference_model.py) decide the same lines;
@@ -14,7 +15,7 @@ the script checks they agree on every decision column and reports the ratio. It 
 times each step of the engine on one partition: where the time goes.
 
     .venv/bin/python bench/bench_batch.py [--lines 1000000 10000000] [--reference-lines 20000]
-                                          [--work DIR] [--keep]
+                                          [--workers N] [--work DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
+sys.path.insert(0, str(HERE.parent))
+
+from _memory import TreeMemory  # noqa: E402
 
 # Lines per member-year of the generator's mix (about 12 claims of 1.4 lines), used only
 # to size a world; the figures below use the lines actually generated.
@@ -66,7 +70,7 @@ def generate(out: str, members: int, seed: int) -> dict:
     return {"seconds": summary.seconds, "lines": summary.lines, "claims": summary.claims}
 
 
-def batch(world: str, decisions: str) -> dict:
+def batch(world: str, decisions: str, workers: int, partition_lines: int | None = None) -> dict:
     from openhmo.batch.runner import run_batch
     from openhmo.batch.snapshot import read_snapshot
 
@@ -75,11 +79,19 @@ def batch(world: str, decisions: str) -> dict:
     def progress(phase: str, done: int, total: int) -> None:
         marks.setdefault((phase, done == total), time.perf_counter())
 
-    started = time.perf_counter()
-    context = read_snapshot(Path(world) / "context")
-    read_s = time.perf_counter() - started
-    summary = run_batch(Path(world) / "claims.parquet", decisions, context, progress=progress)
-    total_s = time.perf_counter() - started
+    with TreeMemory() as memory:
+        started = time.perf_counter()
+        context = read_snapshot(Path(world) / "context")
+        read_s = time.perf_counter() - started
+        summary = run_batch(
+            Path(world) / "claims.parquet",
+            decisions,
+            context,
+            progress=progress,
+            workers=workers,
+            **({"partition_lines": partition_lines} if partition_lines else {}),
+        )
+        total_s = time.perf_counter() - started
     return {
         "lines": summary.lines,
         "partitions": summary.partitions,
@@ -87,8 +99,8 @@ def batch(world: str, decisions: str) -> dict:
         "context_seconds": read_s,
         "run_seconds": summary.seconds,
         "split_seconds": marks[("split", True)] - marks[("split", False)],
-        "peak_mib": _peak_mib(),
-        "by_status": summary.by_status,
+        "peak_mib": max(_peak_mib(), memory.peak / 2**20),
+        "workers": workers,
     }
 
 
@@ -187,6 +199,13 @@ def main() -> None:
     parser.add_argument("--reference-lines", type=int, default=20_000)
     parser.add_argument("--profile-lines", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="worker processes to run each size with (default: 1 and the cores)",
+    )
     parser.add_argument("--work", help="directory for the worlds (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the worlds and decisions")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -211,15 +230,24 @@ def main() -> None:
                     f"generated {made['lines']:,} lines ({members:,} members) "
                     f"in {made['seconds']:.0f} s"
                 )
-            run = _child("batch", world=str(world), decisions=str(world / "decisions.parquet"))
+            for workers in args.workers:
+                run = _child(
+                    "batch",
+                    world=str(world),
+                    decisions=str(world / f"decisions-{workers}.parquet"),
+                    workers=workers,
+                )
+                print(
+                    f"{run['lines']:>11,} lines, {workers} worker(s): {run['seconds']:6.1f} s "
+                    f"end to end = {run['lines'] / run['seconds']:>9,.0f} lines/s "
+                    f"({run['seconds'] / run['lines'] * 1e6:.2f} µs/line; "
+                    f"context {run['context_seconds']:.1f} s, split {run['split_seconds']:.1f} s, "
+                    f"{run['partitions']} partitions), peak RSS {run['peak_mib']:,.0f} MiB"
+                )
+                if workers == args.workers[0]:
+                    first = run
+            run = first
             runs.append(run)
-            print(
-                f"{run['lines']:>11,} lines: {run['seconds']:7.1f} s end to end = "
-                f"{run['lines'] / run['seconds']:>9,.0f} lines/s "
-                f"({run['seconds'] / run['lines'] * 1e6:.2f} µs/line; "
-                f"context {run['context_seconds']:.1f} s, split {run['split_seconds']:.1f} s, "
-                f"{run['partitions']} partitions), peak RSS {run['peak_mib']:,.0f} MiB"
-            )
         if len(runs) > 1:
             small, large = runs[0], runs[-1]
             per_line = (large["seconds"] / large["lines"]) / (small["seconds"] / small["lines"])

@@ -102,7 +102,8 @@ def test_scenarios_through_the_batch_path(tmp_path: Path, path: Path):
 def test_partitioning_changes_nothing(tmp_path: Path):
     world = random_world(Shape("HMO", "separate", "embedded", 30000, (4, 2, 5, 1, 3, 2), 500, 21))
     runs = []
-    for n, lines in enumerate((1, 57, 10_000)):
+    # The last two: the same partitions, one at a time and in two worker processes.
+    for n, (lines, workers) in enumerate(((1, 1), (57, 1), (10_000, 1), (57, 2))):
         (tmp_path / str(n)).mkdir()
         world.claims.write_parquet(tmp_path / str(n) / "claims.parquet")
         summary = run_batch(
@@ -110,11 +111,13 @@ def test_partitioning_changes_nothing(tmp_path: Path):
             tmp_path / str(n) / "d.parquet",
             world.context,
             partition_lines=lines,
+            workers=workers,
         )
         runs.append(
             (summary.partitions, pl.read_parquet(tmp_path / str(n) / "d.parquet").sort(KEY))
         )
     assert runs[0][0] > runs[1][0] > runs[2][0] == 1
+    assert runs[3][0] == runs[1][0]
     whole = decide(world.claims, world.context).decisions.sort(KEY)
     for _, decisions in runs:
         assert dict(decisions.schema) == LINE_DECISIONS
@@ -278,7 +281,9 @@ def crash_world(tmp_path_factory) -> Path:
     return root
 
 
-def batch_cli(root: Path, claims: str, out: Path, crash: str | None = None, **popen):
+def batch_cli(
+    root: Path, claims: str, out: Path, crash: str | None = None, workers: int = 1, **popen
+):
     env = dict(os.environ)
     env.pop("OPENHMO_BATCH_CRASH_AT", None)
     if crash:
@@ -297,6 +302,8 @@ def batch_cli(root: Path, claims: str, out: Path, crash: str | None = None, **po
         str(out),
         "--partition-lines",
         "1000",
+        "--workers",
+        str(workers),
     ]
     if popen:
         return subprocess.Popen(command, env=env, **popen)
@@ -336,14 +343,19 @@ def clean_runs(crash_world: Path, tmp_path_factory) -> dict[str, dict[str, pl.Da
     return runs
 
 
-@pytest.mark.parametrize("crash", ["partition:1", "partition:3", "commit"])
+@pytest.mark.parametrize(
+    ("crash", "workers"),
+    [("partition:1", 1), ("partition:3", 1), ("commit", 1), ("partition:2", 2)],
+)
 def test_a_crash_leaves_the_previous_outputs_and_a_rerun_finishes(
-    tmp_path: Path, crash_world: Path, clean_runs, crash: str
+    tmp_path: Path, crash_world: Path, clean_runs, crash: str, workers: int
 ):
+    """Killed at a partition, or at the commit; with worker processes too (which must end
+    with the run, or they would hold its output pipes open: the run would never end)."""
     out = tmp_path / "d.parquet"
     assert batch_cli(crash_world, "a.parquet", out).returncode == 0
     before = outputs(out)
-    killed = batch_cli(crash_world, "b.parquet", out, crash=crash)
+    killed = batch_cli(crash_world, "b.parquet", out, crash=crash, workers=workers)
     assert killed.returncode == -signal.SIGKILL
     # Killed before or at the commit (the journal written, nothing renamed): A's outputs.
     assert outputs(out) == before
@@ -367,13 +379,21 @@ def test_a_crash_between_the_renames_is_rolled_forward(
     assert not recover(out)
 
 
-def test_killed_from_outside_midway_then_rerun(tmp_path: Path, crash_world: Path, clean_runs):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_from_outside_midway_then_rerun(
+    tmp_path: Path, crash_world: Path, clean_runs, workers: int
+):
     """SIGKILL from outside once some partitions are decided and others are not."""
     out = tmp_path / "d.parquet"
     assert batch_cli(crash_world, "a.parquet", out).returncode == 0
     before = outputs(out)
     run = batch_cli(
-        crash_world, "b.parquet", out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        crash_world,
+        "b.parquet",
+        out,
+        workers=workers,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     midway = False

@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 from openhmo.adjudication import plan_tables
 from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context
 from openhmo.adjudication.decisions import LINE_DECISIONS
-from openhmo.adjudication.engine import decide
 from openhmo.batch.partition import partitions_of
-from openhmo.batch.snapshot import only_families, replace_directory
+from openhmo.batch.snapshot import replace_directory
+from openhmo.batch.workers import decide_parts
 
 STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
 # A partition of about this many lines keeps a run's memory near 1 GB (see bench/).
@@ -81,6 +81,7 @@ def run_batch(
     partition_lines: int = PARTITION_LINES,
     progress: Callable[[str, int, int], None] | None = None,
     after_partition: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> BatchSummary:
     """Decide every line of the Parquet file `claims` under `context`.
 
@@ -88,6 +89,8 @@ def run_batch(
     visit counts and referral visits, as Parquet, to the directory `state` (default:
     beside `decisions`). `progress(phase, done, total)` is told the lines split and
     decided. `after_partition(n)` is called after the n-th partition is decided.
+    `workers` > 1 decides that many partitions at once, in worker processes
+    (openhmo.batch.workers); the outputs are the same.
     """
     claims, decisions = Path(claims), Path(decisions)
     state = Path(state) if state else default_state_dir(decisions)
@@ -112,22 +115,16 @@ def run_batch(
         decided_members: list[pl.Series] = []
         schema = pa.schema(pl.DataFrame(schema=LINE_DECISIONS).to_arrow().schema)
         with pq.ParquetWriter(work / "decisions.parquet", schema) as writer:
-            for n, part in enumerate(parts, start=1):
-                lines = part.read()
-                part.discard()
-                if lines.height:
-                    families = context.eligibility.filter(
-                        pl.col("member_number").is_in(lines["member_number"].unique().implode())
-                    )["family_id"].unique()
-                    part = only_families(context, families)
-                    result = decide(lines, part, tables)
-                    writer.write_table(result.decisions.to_arrow().cast(schema))
+            decided = decide_parts(parts, context, tables, workers=workers)
+            for n, part in enumerate(decided, start=1):
+                if part.result is not None:
+                    writer.write_table(part.result.decisions.to_arrow().cast(schema))
                     for name in STATE_TABLES:
-                        results[name].append(getattr(result, name))
-                    decided_families.append(families)
-                    decided_members.append(part.eligibility["member_id"].unique())
-                    _count(summary, result.decisions)
-                    summary.lines += lines.height
+                        results[name].append(getattr(part.result, name))
+                    decided_families.append(part.families)
+                    decided_members.append(part.members)
+                    _count(summary, part.result.decisions)
+                    summary.lines += part.lines
                 report("decide", summary.lines, total)
                 _crash_point(f"partition:{n}")
                 if after_partition is not None:

@@ -58,6 +58,12 @@ def adjudicate_batch(
     partition_lines: int = typer.Option(
         PARTITION_LINES, min=1000, help="about this many lines per family partition"
     ),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="partitions decided at once, in worker processes (faster on many cores; "
+        "each worker holds the context and a partition: about 1 GB)",
+    ),
 ) -> None:
     """Adjudicate a Parquet file of claim lines, family partition by partition."""
     ctx = load_context(context, "batch adjudication", claims)
@@ -86,6 +92,7 @@ def adjudicate_batch(
                 state=state,
                 partition_lines=partition_lines,
                 progress=progress,
+                workers=workers,
             )
         except BatchError as exc:
             raise fail(str(exc)) from None
