@@ -232,3 +232,26 @@ def test_the_module_runs_as_a_script(spark, world, tmp_path):
         .sort(keys)
         .equals(pl.read_parquet(directory / "local" / "decisions.parquet").sort(keys))
     )
+
+
+def test_the_script_names_a_bad_snapshot_before_starting_spark(spark, tmp_path):
+    (tmp_path / "context").mkdir()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openhmo.batch.spark",
+            "--claims",
+            str(tmp_path / "claims.parquet"),
+            "--context",
+            str(tmp_path / "context"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"{tmp_path / 'context'} is not a context snapshot" in done.stderr
+    assert not (tmp_path / "out").exists()

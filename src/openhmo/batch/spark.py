@@ -59,7 +59,7 @@ from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context, empty
 from openhmo.adjudication.decisions import LINE_DECISIONS
 from openhmo.adjudication.engine import decide
 from openhmo.batch.partition import PARTITION, Groups, family_groups
-from openhmo.batch.snapshot import only_families, read_snapshot
+from openhmo.batch.snapshot import SnapshotError, only_families, read_snapshot
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -525,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyspark.sql import SparkSession
 
+    try:
+        read_snapshot(args.context)  # a bad snapshot is told before Spark starts
+    except (SnapshotError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Python workers run the interpreter of this process unless told otherwise, so that a
     # plain `python -m` in a virtual environment finds openhmo there.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -536,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = adjudicate_on_spark(
             spark, args.claims, args.context, args.out, partitions=args.partitions
         )
-    except SparkRunError as exc:
+    except (SparkRunError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
