@@ -1,7 +1,7 @@
 """Family partitions of a claims file: which lines a batch run decides together.
 
 Adjudication is independent between families (their accumulators, referrals and visit
-counts are their own), so a batch run splits the claim lines into partitions of whole
+counts are their own), so a batch run takes the claim lines in partitions of whole
 families and decides them one at a time (or, on Spark, side by side). A line belongs to
 its member's family; a line whose member is unknown goes by its member number (it is
 denied at eligibility, alone). Two things tie two families together: a replacement or
