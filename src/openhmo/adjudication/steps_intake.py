@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import polars as pl
 
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import OPEN, S, settle
 from openhmo.network.npi import is_valid_npi
-from openhmo.reference.icd10 import is_billable
+from openhmo.reference.icd10 import billable_codes
 
 
 def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
@@ -72,6 +74,11 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
 
 
+@cache
+def _billable_codes() -> pl.Series:
+    return pl.Series("code", sorted(billable_codes()), dtype=pl.String)
+
+
 def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     blank = lambda c: pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")  # noqa: E731
     missing = (
@@ -95,11 +102,12 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         rarc="N290",
         clause="intake: NPI check digit",
     )
-    codes = w["principal_dx"].drop_nulls().unique().to_list()
-    bad_dx = [c for c in codes if not is_billable(c)]
+    # is_billable, for every line at once: principal_dx is already without dots, in
+    # upper case (engine._prepare); an empty code is in no list.
+    billable = pl.col("principal_dx").str.strip_chars().is_in(_billable_codes().implode())
     w = settle(
         w,
-        pl.col("principal_dx").is_null() | pl.col("principal_dx").is_in(bad_dx),
+        pl.col("principal_dx").is_null() | ~billable,
         step="intake",
         carc="16",
         rarc="M76",

@@ -229,6 +229,13 @@ def find_locality(text: str) -> Locality:
     )
 
 
+@cache
+def _rvu_codes() -> frozenset[str]:
+    """The codes of the RVU table (a claim's unknown code is looked up once per line kind,
+    and a scan of the table for it was most of the engine's pricing time)."""
+    return frozenset(c for c, _ in rvu_table())
+
+
 def rvu_row(code: str, modifier: str = "") -> RvuRow:
     code, modifier = code.strip().upper(), (modifier or "").strip().upper()
     table = rvu_table()
@@ -236,7 +243,7 @@ def rvu_row(code: str, modifier: str = "") -> RvuRow:
         return table[(code, modifier)]
     if modifier and modifier not in PRICING_MODIFIERS and (code, "") in table:
         return table[(code, "")]
-    if any(c == code for c, _ in table):
+    if code in _rvu_codes():
         raise UnknownCode(
             f"{code} has no {modifier} row in the Medicare fee schedule sample "
             "(only its other components are priced)"
