@@ -412,3 +412,21 @@ def test_killed_from_outside_midway_then_rerun(
     rerun = batch_cli(crash_world, "b.parquet", out)
     assert rerun.returncode == 0, rerun.stderr
     assert_same(frames(out), clean_runs["b"])
+
+
+def test_an_error_of_the_background_writer_reaches_the_run(tmp_path: Path):
+    """Decisions are written on a thread of their own; what fails there fails the run."""
+    import pyarrow as pa
+
+    from openhmo.batch.runner import _Writer
+
+    schema = pa.schema([("claim_id", pa.string())])
+    with (
+        pytest.raises((pa.ArrowInvalid, ValueError)),
+        _Writer(tmp_path / "d.parquet", schema) as writer,
+    ):
+        writer.write_table(pa.table({"claim_id": ["C1"]}))
+        writer.write_table(pa.table({"other": [1]}))  # another schema: refused
+        for _ in range(50):  # the error surfaces at a later write, or at the end
+            time.sleep(0.01)
+            writer.write_table(pa.table({"claim_id": ["C2"]}))

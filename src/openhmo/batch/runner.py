@@ -21,7 +21,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -114,7 +116,7 @@ def run_batch(
         decided_families: list[pl.Series] = []
         decided_members: list[pl.Series] = []
         schema = pa.schema(pl.DataFrame(schema=LINE_DECISIONS).to_arrow().schema)
-        with pq.ParquetWriter(work / "decisions.parquet", schema) as writer:
+        with _Writer(work / "decisions.parquet", schema) as writer:
             decided = decide_parts(parts, context, tables, workers=workers)
             for n, part in enumerate(decided, start=1):
                 if part.result is not None:
@@ -134,6 +136,42 @@ def run_batch(
         _commit(work, decisions, state)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class _Writer:
+    """A Parquet writer on a thread of its own: a partition's decisions are encoded and
+    written while the next partition is decided (pyarrow lets go of the GIL). At most one
+    table waits, so memory stays bounded; an error of the writer is raised here."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema)
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table)
+                except BaseException as exc:  # kept, and raised in the run's thread
+                    self._error = exc
+
+    def write_table(self, table: pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.close()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def _check_claims(path: Path) -> None:
