@@ -46,12 +46,18 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     pay = pay.with_columns(
         # The visit's (stay's) copay is owed by its first line whose cost share charges a
-        # copay by the visit (stay); days count only lines charged by the day.
+        # copay by the visit (stay).
         _first_visit=pl.col("_order")
         == _first_with_copay("visit", ["_claim", "service_date", "category"]),
         _first_stay=pl.col("_order") == _first_with_copay("stay", ["_claim", "category"]),
-        _days_before=_day_lines().cum_sum().over(["_claim", "category"]) - _day_lines(),
     )
+    # Days already charged on the claim in the category, for the lines charged by the day
+    # (an inpatient stay's few): the window runs over those lines only.
+    days = pay.filter(pl.col("copay_unit") == "day").select(
+        "_row",
+        _days_before=pl.col("_days").cum_sum().over(["_claim", "category"]) - pl.col("_days"),
+    )
+    pay = pay.join(days, on="_row", how="left", maintain_order="left")
     copay_units = (
         pl.when(pl.col("copay").is_null())
         .then(0)
@@ -170,10 +176,6 @@ def _first_with_copay(unit: str, keys: list[str]) -> pl.Expr:
     return pl.when(charged).then(pl.col("_order")).min().over(keys)
 
 
-def _day_lines() -> pl.Expr:
-    return pl.when(pl.col("copay_unit") == "day").then(pl.col("_days")).otherwise(0)
-
-
 def _pool(tables) -> pl.Expr:
     cross = pl.col("accumulation") == "cross"
     return (
@@ -233,13 +235,20 @@ def _apply_limits(pay: pl.DataFrame, amount: str, out: str) -> pl.DataFrame:
         family_start="_f_start",
         out=out,
     )
-    plain = pay.filter(pl.col("pool") != "combined")
-    crossed = pay.filter(pl.col("pool") == "combined")
-    # (pay is in adjudication order, and a filter keeps it.)
-    if not crossed.height:
-        return accumulate.take(plain, **args)
-    parts = [accumulate.take(plain, **args), accumulate.sequential(crossed, **args)]
-    return pl.concat(parts, how="vertical").sort("_order")
+    # A line of no amount takes nothing and moves no running total (accumulate's
+    # identity), so only the others are accumulated: for a deductible, a small share of
+    # the lines. (pay is in adjudication order, and a filter keeps it.)
+    moving = pl.col(amount).is_null() | (pl.col(amount) != 0)
+    columns = [amount, *group, "member_id", "_ind", "_fam", "_m_start", "_f_start", "_row"]
+    lines = pay.select(columns).filter(moving)
+    plain = lines.filter(pl.col("pool") != "combined")
+    crossed = lines.filter(pl.col("pool") == "combined")
+    taken = [accumulate.take(plain, **args)]
+    if crossed.height:
+        taken.append(accumulate.sequential(crossed, **args))
+    taken = pl.concat([t.select("_row", out) for t in taken], how="vertical")
+    pay = pay.join(taken, on="_row", how="left", maintain_order="left")
+    return pay.with_columns(pl.when(moving).then(pl.col(out)).otherwise(0).alias(out))
 
 
 def _deductible(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
