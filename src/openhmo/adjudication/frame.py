@@ -88,12 +88,17 @@ def settle(
     )
     constant = tuple(None if isinstance(v, pl.Expr) else v for v in fields.values())
     number = pl.lit(_decision_id(constant), pl.Int32)
-    columns = [pl.when(hit).then(number).otherwise(pl.col("_decision")).alias("_decision")]
+    # Most rules settle no line of most partitions: then nothing is written (the
+    # condition is evaluated once, and the decision and clause columns not at all).
+    hits = w.select(hit.alias("_hit")).to_series()
+    if not hits.any():
+        return w
+    columns = [pl.when(hits).then(number).otherwise(pl.col("_decision")).alias("_decision")]
     for name, value in fields.items():
         if isinstance(value, pl.Expr):
             column = f"_x_{name}"
             before = pl.col(column) if column in w.columns else pl.lit(None, S)
-            columns.append(pl.when(hit).then(value.cast(S)).otherwise(before).alias(column))
+            columns.append(pl.when(hits).then(value.cast(S)).otherwise(before).alias(column))
     return w.with_columns(columns)
 
 
