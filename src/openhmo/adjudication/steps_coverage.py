@@ -122,6 +122,10 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
 
 
+# Joins a list's elements into one key; no code contains it.
+_SEP = "\x1f"
+
+
 def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     providers = context.providers.select("npi", "taxonomy_code", "name", "specialty")
     w = w.join(
@@ -148,25 +152,32 @@ def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .otherwise(pl.col("rendering_taxonomy_r")),
         age=_age(),
     )
-    classified = classify(
-        w.select(
-            "_row",
-            "procedure_code",
-            "modifiers",
-            "revenue_code",
-            "place_of_service",
-            "rendering_taxonomy",
-            "diagnosis_codes",
-            "drug_tier",
-            "claim_type",
-            "sex",
-        )
+    # Lines are classified once per distinct set of what the rules read (a partition's
+    # lines share a few thousand), then joined back; lists are keyed as joined text.
+    features = [
+        "procedure_code",
+        "modifiers",
+        "revenue_code",
+        "place_of_service",
+        "rendering_taxonomy",
+        "diagnosis_codes",
+        "drug_tier",
+        "claim_type",
+        "sex",
+    ]
+    list_keys = {
+        "_k_modifiers": pl.col("modifiers").list.join(_SEP),
+        "_k_diagnoses": pl.col("diagnosis_codes").list.join(_SEP),
+    }
+    key = [f for f in features if f not in ("modifiers", "diagnosis_codes")] + list(list_keys)
+    kinds = w.select(*features).with_columns(**list_keys).unique(subset=key, keep="first")
+    classified = classify(kinds).select(
+        *key, category="service_category", category_rule="category_rule"
     )
-    w = w.join(
-        classified.select("_row", category="service_category", category_rule="category_rule"),
-        on="_row",
-        how="left",
-        maintain_order="left",
+    w = (
+        w.with_columns(**list_keys)
+        .join(classified, on=key, how="left", maintain_order="left", nulls_equal=True)
+        .drop(list(list_keys))
     )
     return trace(
         w,
