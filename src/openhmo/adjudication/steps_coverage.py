@@ -200,14 +200,17 @@ def _age() -> pl.Expr:
 
 
 def emergency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    # The emergency indicator is the claim's (any of its lines may carry it).
-    indicator = pl.col("emergency").any().over("_claim")
-    claim_er = indicator | (pl.col("category") == "emergency_room").any().over("_claim")
-    emergency = (
-        indicator
-        | (pl.col("category") == "emergency_room")
-        | ((pl.col("category") == "ambulance") & claim_er)
+    # The emergency indicator is the claim's (any of its lines may carry it). The few
+    # claims with an indicator or an emergency-room line are found from their lines.
+    er_line = pl.col("category") == "emergency_room"
+    flagged = w.select("_claim", "emergency", _er=er_line).filter(
+        pl.col("emergency") | pl.col("_er")
     )
+    indicator = pl.col("_claim").is_in(
+        flagged.filter(pl.col("emergency"))["_claim"].unique().implode()
+    )
+    claim_er = pl.col("_claim").is_in(flagged["_claim"].unique().implode())
+    emergency = indicator | er_line | ((pl.col("category") == "ambulance") & claim_er)
     w = w.with_columns(is_emergency=emergency)
     w = w.with_columns(
         emergency_out_of_network=pl.col("is_emergency")
