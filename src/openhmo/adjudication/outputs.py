@@ -110,13 +110,11 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     # The parameters are made kind by kind, each from the few lines of its kind and the
     # few columns it names.
     lines = w.select(*_EXPLAIN_COLUMNS, _explain=kind)
-    kinds = lines["_explain"].unique().to_list()
-    if "288" in kinds:
+    if lines.select((pl.col("_explain") == "288").any()).item():
         lines = _with_pcp_name(lines, context)
     parts = []
-    for k in kinds:
+    for (k,), of_kind in lines.partition_by("_explain", as_dict=True).items():
         fields = _PARAMS[k](service)
-        of_kind = lines.filter(pl.col("_explain") == k)
         params = pl.struct(**fields).struct.json_encode() if fields else pl.lit("{}", S)
         parts.append(of_kind.select("_row", explanation_params=params))
     explained = lines.select(
