@@ -27,7 +27,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,23 +36,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
-from _memory import TreeMemory  # noqa: E402
-
-# Lines per member-year of the generator's mix (about 12 claims of 1.4 lines), used only
-# to size a world; the figures below use the lines actually generated.
-LINES_PER_MEMBER = 16.6
-
-
-def _child(kind: str, **arguments) -> dict:
-    """Run `kind` in a new Python process; its JSON report."""
-    done = subprocess.run(
-        [sys.executable, str(HERE), "--child", kind, json.dumps(arguments)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        sys.exit(f"{kind} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+from _common import LINES_PER_MEMBER, TreeMemory, run_child  # noqa: E402
 
 
 def _peak_mib() -> float:
@@ -225,13 +208,14 @@ def main() -> None:
             world = work / f"world-{target}"
             if not (world / "claims.parquet").exists():
                 members = math.ceil(target / LINES_PER_MEMBER)
-                made = _child("generate", out=str(world), members=members, seed=args.seed)
+                made = run_child(HERE, "generate", out=str(world), members=members, seed=args.seed)
                 print(
                     f"generated {made['lines']:,} lines ({members:,} members) "
                     f"in {made['seconds']:.0f} s"
                 )
             for workers in args.workers:
-                run = _child(
+                run = run_child(
+                    HERE,
                     "batch",
                     world=str(world),
                     decisions=str(world / f"decisions-{workers}.parquet"),
@@ -254,7 +238,7 @@ def main() -> None:
             print(f"cost per line at {large['lines']:,} / at {small['lines']:,}: {per_line:.2f}")
 
         first = work / f"world-{args.lines[0]}"
-        ref = _child("reference", world=str(first), lines=args.reference_lines)
+        ref = run_child(HERE, "reference", world=str(first), lines=args.reference_lines)
         engine_rate = ref["lines"] / ref["engine_seconds"]
         reference_rate = ref["lines"] / ref["reference_seconds"]
         print(
@@ -271,7 +255,7 @@ def main() -> None:
                 f"{rate / reference_rate:.0f}x"
             )
 
-        prof = _child("profile", world=str(first), lines=args.profile_lines)
+        prof = run_child(HERE, "profile", world=str(first), lines=args.profile_lines)
         total = sum(prof["steps"].values())
         print(f"where the engine's time goes, {prof['lines']:,} lines ({total:.2f} s):")
         for name, seconds in sorted(prof["steps"].items(), key=lambda kv: -kv[1]):

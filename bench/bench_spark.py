@@ -24,7 +24,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,21 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
-from _memory import TreeMemory  # noqa: E402
-
-LINES_PER_MEMBER = 16.6  # the generator's mix, to size the world
-
-
-def _child(kind: str, env: dict | None = None, **arguments) -> dict:
-    done = subprocess.run(
-        [sys.executable, str(HERE), "--child", kind, json.dumps(arguments)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    if done.returncode:
-        sys.exit(f"{kind} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+from _common import LINES_PER_MEMBER, TreeMemory, run_child  # noqa: E402
 
 
 def generate(out: str, members: int) -> dict:
@@ -139,8 +124,8 @@ def main() -> None:
     try:
         if not (world / "claims.parquet").exists():
             members = math.ceil(args.lines / LINES_PER_MEMBER)
-            _child("generate", out=str(world), members=members)
-        base = _child("local", world=str(world), out=str(work / "local.parquet"))
+            run_child(HERE, "generate", out=str(world), members=members)
+        base = run_child(HERE, "local", world=str(world), out=str(work / "local.parquet"))
         rate = base["lines"] / base["seconds"]
         print(
             f"local run_batch (Polars, {cores} threads): {base['lines']:,} lines in "
@@ -149,7 +134,8 @@ def main() -> None:
         runs = {}
         for workers in (1, 2):
             out = work / f"spark-{workers}"
-            run = _child(
+            run = run_child(
+                HERE,
                 "spark",
                 env={"POLARS_MAX_THREADS": "1"},
                 world=str(world),

@@ -33,12 +33,11 @@ import pytest
 from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS
 from openhmo.adjudication.decisions import LINE_DECISIONS
 from openhmo.batch.partition import family_groups
-from openhmo.batch.runner import run_batch
+from openhmo.batch.runner import STATE_TABLES, run_batch
 from openhmo.batch.snapshot import write_snapshot
 from test_adjudication_properties import Shape, random_world
 
 REQUIRE_SPARK = os.environ.get("OPENHMO_REQUIRE_SPARK") == "1"
-STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
 
 
 def _java() -> str | None:

@@ -43,6 +43,12 @@ from openhmo.batch.snapshot import replace_directory
 from openhmo.batch.workers import decide_parts
 
 STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
+# The order the new state tables are written in (here and on Spark).
+STATE_ORDER = {
+    "accumulators": ["family_id", "member_id", "plan_key", "plan_year", "pool", "kind"],
+    "visit_usage": ["member_id", "plan_year", "category"],
+    "referral_usage": ["referral_number"],
+}
 # A partition of about this many lines keeps a run's memory near 1 GB (see bench/).
 PARTITION_LINES = 250_000
 
@@ -51,10 +57,10 @@ class BatchError(ValueError):
     pass
 
 
-@dataclass
-class BatchSummary:
-    decisions: Path
-    state: Path
+@dataclass(kw_only=True)
+class RunTotals:
+    """What a batch run decided, in sum (here and on Spark)."""
+
     lines: int = 0
     partitions: int = 0
     seconds: float = 0.0
@@ -66,6 +72,19 @@ class BatchSummary:
     @property
     def lines_per_second(self) -> float:
         return self.lines / self.seconds if self.seconds else 0.0
+
+    def add(self, status: str | None, lines: int, charged: int, paid: int, share: int) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + lines
+        self.lines += lines
+        self.charged_cents += charged or 0
+        self.plan_paid_cents += paid or 0
+        self.member_share_cents += share or 0
+
+
+@dataclass(kw_only=True)
+class BatchSummary(RunTotals):
+    decisions: Path
+    state: Path
 
 
 def default_state_dir(decisions: str | Path) -> Path:
@@ -126,7 +145,6 @@ def run_batch(
                     decided_families.append(part.families)
                     decided_members.append(part.members)
                     _count(summary, part.result.decisions)
-                    summary.lines += part.lines
                 report("decide", summary.lines, total)
                 _crash_point(f"partition:{n}")
                 if after_partition is not None:
@@ -189,17 +207,15 @@ def _check_claims(path: Path) -> None:
         raise BatchError(f"{path}: " + "; ".join(wrong))
 
 
-def _count(summary: BatchSummary, decisions: pl.DataFrame) -> None:
-    for status, n in decisions["status"].value_counts().iter_rows():
-        summary.by_status[status] = summary.by_status.get(status, 0) + n
-    sums = decisions.select(
+def _count(summary: RunTotals, decisions: pl.DataFrame) -> None:
+    by_status = decisions.group_by("status").agg(
+        pl.len(),
         pl.col("charge_cents").sum(),
         pl.col("plan_paid_cents").sum(),
         pl.col("member_share_cents").sum(),
-    ).row(0)
-    summary.charged_cents += sums[0] or 0
-    summary.plan_paid_cents += sums[1] or 0
-    summary.member_share_cents += sums[2] or 0
+    )
+    for row in by_status.iter_rows():
+        summary.add(*row)
 
 
 def _write_state(
@@ -229,13 +245,10 @@ def _write_state(
             ~pl.col("referral_number").is_in(numbers.implode())
         ),
     }
-    sort_by = {
-        "accumulators": ["family_id", "member_id", "plan_key", "plan_year", "pool", "kind"],
-        "visit_usage": ["member_id", "plan_year", "category"],
-        "referral_usage": ["referral_number"],
-    }
     for name in STATE_TABLES:
-        table = pl.concat([untouched[name], *results[name]]).sort(sort_by[name], nulls_last=False)
+        table = pl.concat([untouched[name], *results[name]]).sort(
+            STATE_ORDER[name], nulls_last=False
+        )
         table.select([pl.col(c).cast(t) for c, t in SCHEMAS[name].items()]).write_parquet(
             directory / f"{name}.parquet"
         )

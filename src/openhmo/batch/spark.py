@@ -47,7 +47,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,21 +57,15 @@ import pyarrow as pa
 from openhmo.adjudication import plan_tables
 from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context, empty
 from openhmo.adjudication.decisions import LINE_DECISIONS
-from openhmo.adjudication.engine import decide
 from openhmo.batch.partition import PARTITION, Groups, family_groups
-from openhmo.batch.snapshot import SnapshotError, only_families, read_snapshot
+from openhmo.batch.runner import PARTITION_LINES, STATE_ORDER, STATE_TABLES, RunTotals
+from openhmo.batch.snapshot import SnapshotError, read_snapshot
+from openhmo.batch.workers import decide_lines
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import DataType, StructType
 
-STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
-# The order run_batch writes the state tables in (runner._write_state).
-STATE_ORDER = {
-    "accumulators": ["family_id", "member_id", "plan_key", "plan_year", "pool", "kind"],
-    "visit_usage": ["member_id", "plan_year", "category"],
-    "referral_usage": ["referral_number"],
-}
 # What keys each state table to the decided families: a decided family's rows of the
 # starting state are replaced by the engine's (runner._write_state).
 STATE_KEYS = {
@@ -79,9 +73,6 @@ STATE_KEYS = {
     "visit_usage": ("member", "member_id"),
     "referral_usage": ("referral_usage", "referral_number"),
 }
-# Lines per partition, as run_batch sizes them: a partition's lines, its Arrow copies and
-# the engine's working frames must fit in one Python worker (about 1 GB at this size).
-PARTITION_LINES = 250_000
 # Partitions per core at least, so that a partition heavier than the others (families
 # are hashed, not balanced) does not leave the other cores idle at the end of the stage.
 PARTITIONS_PER_CORE = 2
@@ -91,20 +82,9 @@ class SparkRunError(ValueError):
     pass
 
 
-@dataclass
-class SparkSummary:
+@dataclass(kw_only=True)
+class SparkSummary(RunTotals):
     out: str
-    lines: int = 0
-    partitions: int = 0
-    seconds: float = 0.0
-    by_status: dict[str, int] = field(default_factory=dict)
-    charged_cents: int = 0
-    plan_paid_cents: int = 0
-    member_share_cents: int = 0
-
-    @property
-    def lines_per_second(self) -> float:
-        return self.lines / self.seconds if self.seconds else 0.0
 
 
 def adjudicate_on_spark(
@@ -393,17 +373,13 @@ def _decide_partition(snapshot_dir, output, table):
     # Spark hands timestamps over in its session time zone; the cast keeps the instants
     # and makes every column the engine's type (lists, strings, decimals).
     lines = pl.from_arrow(table.select(list(CLAIM_LINES)).cast(_claims_arrow_schema()))
-    # As run_batch does for a partition (runner.run_batch).
-    families = context.eligibility.filter(
-        pl.col("member_number").is_in(lines["member_number"].unique().implode())
-    )["family_id"].unique()
-    part = only_families(context, families)
-    result = decide(lines, part, tables)
+    part = decide_lines(lines, context, tables)  # as run_batch decides a partition
+    result = part.result
     pieces = {
         "decisions": result.decisions,
         **{name: getattr(result, name) for name in STATE_TABLES},
-        "family": families.to_frame("key"),
-        "member": part.eligibility["member_id"].unique().to_frame("key"),
+        "family": part.families.to_frame("key"),
+        "member": part.members.to_frame("key"),
     }
     return pa.concat_tables(_rows(kind, frame, output) for kind, frame in pieces.items())
 
@@ -496,11 +472,7 @@ def _summarize(decided: DataFrame, out: str, partitions: int) -> SparkSummary:
         .collect()
     )
     for row in sorted(rows, key=lambda r: r.status or ""):
-        summary.by_status[row.status] = row.lines
-        summary.lines += row.lines
-        summary.charged_cents += row.charged or 0
-        summary.plan_paid_cents += row.plan_paid or 0
-        summary.member_share_cents += row.member_share or 0
+        summary.add(row.status, row.lines, row.charged, row.plan_paid, row.member_share)
     return summary
 
 

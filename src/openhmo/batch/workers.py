@@ -48,10 +48,15 @@ class PartDecided:
 
 
 def decide_part(part: Part, context: Context, tables: dict) -> PartDecided:
-    """Read `part`, free what it took on disk, and decide its lines against the context
-    narrowed to their families."""
+    """Read `part`, free what it took on disk, and decide its lines."""
     lines = part.read()
     part.discard()
+    return decide_lines(lines, context, tables)
+
+
+def decide_lines(lines: pl.DataFrame, context: Context, tables: dict) -> PartDecided:
+    """Decide a partition's lines (whole family groups) against the context narrowed to
+    their families: what a run does with each partition, here and on Spark."""
     if not lines.height:
         empty = pl.Series(dtype=pl.Int64)
         return PartDecided(0, None, empty, empty)

@@ -1,10 +1,31 @@
-"""Peak memory of a benchmark's process tree (the process and every descendant)."""
+"""What the batch benchmarks share: a step run in a fresh process, the peak memory of a
+process tree, and the generator's lines per member (to size a world)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
+
+# Lines per member-year of the generator's mix (about 12 claims of 1.4 lines), used only
+# to size a world; the figures use the lines actually generated.
+LINES_PER_MEMBER = 16.6
+
+
+def run_child(script: Path, kind: str, env: dict | None = None, **arguments) -> dict:
+    """Run `script --child kind ARGUMENTS` in a new Python process; its JSON report."""
+    done = subprocess.run(
+        [sys.executable, str(script), "--child", kind, json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode:
+        sys.exit(f"{kind} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 class TreeMemory:
