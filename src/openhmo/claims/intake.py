@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import bindparam, false, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -46,6 +46,10 @@ _POS = re.compile(r"^[0-9]{2}$")
 _NPI = re.compile(r"^[0-9]{10}$")
 # ICD-10-CM: a letter, two characters, then up to four more (the dot is optional).
 _ICD10 = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
+# ICD-9-CM: three digits and up to two more, V and four, or E and up to four.
+_ICD9 = re.compile(r"^(?:[0-9]{3}[0-9]{0,2}|V[0-9]{2}[0-9]{0,2}|E[0-9]{3}[0-9]?)$")
+# Services from this day on are coded in ICD-10-CM (45 CFR 162.1002).
+ICD10_FROM = date(2015, 10, 1)
 MAX_UNITS = Decimal("999999999.999")
 
 
@@ -187,6 +191,8 @@ class ClaimIn(BaseModel):
     frequency_code: Literal["1", "7", "8"] = "1"
     replaces_claim_id: str | None = Field(default=None, max_length=20, validate_default=True)
     place_of_service: str | None = None
+    # An 837's HI qualifier ABK/ABF (ICD-10-CM) or BK/BF (ICD-9-CM, services before ICD10_FROM).
+    diagnosis_code_set: Literal["ICD-10-CM", "ICD-9-CM"] = "ICD-10-CM"
     diagnosis_codes: list[str] = Field(min_length=1, max_length=12)
     referral_number: str | None = Field(default=None, max_length=20)
     prior_auth_number: str | None = Field(default=None, max_length=20)
@@ -235,20 +241,35 @@ class ClaimIn(BaseModel):
 
     @field_validator("diagnosis_codes", mode="before")
     @classmethod
-    def _diagnoses(cls, value: Any) -> Any:
+    def _diagnoses(cls, value: Any, info: ValidationInfo) -> Any:
+        icd9 = info.data.get("diagnosis_code_set") == "ICD-9-CM"
+        pattern, example = (
+            (_ICD9, "ICD-9-CM code (e.g. 034.0)")
+            if icd9
+            else (_ICD10, "ICD-10-CM code (e.g. I20.9)")
+        )
         if isinstance(value, str):
             value = [c for c in re.split(r"[,\s]+", value) if c]
         if isinstance(value, list):
             out = []
             for i, code in enumerate(value):
                 text = str(code).replace(".", "").strip().upper()
-                if not _ICD10.match(text):
-                    raise ValueError(
-                        f"diagnosis {i + 1} {code!r} is not an ICD-10-CM code (e.g. I20.9)"
-                    )
+                if not pattern.match(text):
+                    raise ValueError(f"diagnosis {i + 1} {code!r} is not an {example}")
                 out.append(text)
             return out
         return value
+
+    @model_validator(mode="after")
+    def _code_set_for_dates(self) -> ClaimIn:
+        if self.diagnosis_code_set == "ICD-9-CM":
+            late = [ln.service_date for ln in self.lines if ln.service_date >= ICD10_FROM]
+            if late:
+                raise ValueError(
+                    f"ICD-9-CM diagnoses are for services before {ICD10_FROM.isoformat()}; "
+                    f"this claim has a service on {min(late).isoformat()}: code it in ICD-10-CM"
+                )
+        return self
 
     @field_validator("lines")
     @classmethod
@@ -277,7 +298,10 @@ class ClaimIn(BaseModel):
     @property
     def digest(self) -> str:
         """SHA-256 of the claim's content (who sent it and the key left out)."""
-        content = self.model_dump_json(exclude={"idempotency_key", "source", "submitter"})
+        left_out = {"idempotency_key", "source", "submitter"}
+        if self.diagnosis_code_set == "ICD-10-CM":
+            left_out.add("diagnosis_code_set")  # so digests stored before the field still match
+        content = self.model_dump_json(exclude=left_out)
         return hashlib.sha256(content.encode()).hexdigest()
 
     @property
@@ -383,6 +407,7 @@ def _rows(
         "frequency_code": claim_in.frequency_code,
         "replaces_claim_id": claim_in.replaces_claim_id,
         "place_of_service": claim_in.place_of_service,
+        "diagnosis_code_set": claim_in.diagnosis_code_set,
         "diagnosis_codes": list(claim_in.diagnosis_codes),
         "referral_number": claim_in.referral_number,
         "prior_auth_number": claim_in.prior_auth_number,

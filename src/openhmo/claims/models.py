@@ -76,6 +76,9 @@ class Claim(Base):
     frequency_code: Mapped[str] = mapped_column(String(1))
     replaces_claim_id: Mapped[str | None] = mapped_column(String(20), index=True)
     place_of_service: Mapped[str | None] = mapped_column(String(2))
+    diagnosis_code_set: Mapped[str] = mapped_column(
+        String(9), default="ICD-10-CM", server_default="ICD-10-CM"
+    )
     diagnosis_codes: Mapped[list[str]] = mapped_column(Json, default=list)
     referral_number: Mapped[str | None] = mapped_column(String(20))
     prior_auth_number: Mapped[str | None] = mapped_column(String(20))

@@ -16,6 +16,7 @@ from openhmo.cli import (
     plans,
     referrals,
     whatif,
+    x12,
 )
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(imports.app, name="import")
 app.add_typer(referrals.app, name="referrals")
 app.add_typer(claims.app, name="claims")
 app.add_typer(generate.app, name="generate")
+app.add_typer(x12.app, name="x12")
 app.command("demo")(demo.demo)
 app.command("what-if")(whatif.what_if_command)
 

@@ -90,4 +90,5 @@ def load_all_models() -> None:
     import openhmo.history.models
     import openhmo.network.models
     import openhmo.plans.models
-    import openhmo.referrals.models  # noqa: F401
+    import openhmo.referrals.models
+    import openhmo.remittance.models  # noqa: F401
