@@ -377,3 +377,35 @@ def test_a_refused_value_is_traced_to_its_segment_and_element():
     (problem,) = decided.problems
     assert (problem.segment, problem.element, problem.component) == ("SV1", 1, 2)
     assert "not a CPT or HCPCS code" in problem.reason
+
+
+def test_the_command_reads_good_and_broken_files_and_names_every_rejection(
+    database_url, monkeypatch, corpus, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from openhmo.cli.main import app
+
+    monkeypatch.setenv("OPENHMO_DATABASE_URL", database_url)
+    monkeypatch.setenv("OPENHMO_ACTOR", "staff:edi")
+    monkeypatch.setenv("COLUMNS", "250")
+    files = [
+        corpus / "x12/badx12/edi__X222-ambulance.edi",
+        corpus / "x12/badx12/errors__bad_file.edi",
+        corpus / "x12/linuxforhealth/837_005010X222A2__demo.example9.837",
+    ]
+    out = tmp_path / "answers"
+    result = CliRunner().invoke(app, ["x12", "ingest", *map(str, files), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    text = result.output
+    # The file that is not X12 is named with where and why; the others were read.
+    assert "errors__bad_file.edi, line 1: an X12 interchange starts with 'ISA'" in text
+    assert "1 file(s) could not be read as X12" in text
+    # The ambulance claim's subscriber is not ours: rejected, with segment and element.
+    assert re.search(r"837 rejected 051068 A3:33: .*segment \d+ \(NM1, position \d+ .*NM109", text)
+    # example9's composites use '>' under an ISA16 of ':': CLM05 named, claim rejected.
+    assert "element CLM05-1" in text
+    assert (out / "edi__X222-ambulance.edi.999").exists()
+    assert (out / "edi__X222-ambulance.edi.277").exists()
+    assert not (out / "errors__bad_file.edi.999").exists()
+    assert (out / "errors__bad_file.edi.report.json").exists()

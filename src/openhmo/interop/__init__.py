@@ -1,1 +1,1 @@
-"""Interoperability: what other systems speak (Synthea now; X12 and FHIR next)."""
+"""Interoperability: what other systems speak: Synthea, X12 5010 (x12/), and FHIR next."""
