@@ -50,7 +50,8 @@ def demo(
         f"\nBuilt in {time.monotonic() - started:.1f} s. The data lives in "
         f"[bold]{describe_location(url)}[/]; the provider rosters it imported are in "
         f"{files}/.\nTry: openhmo plans show openhmo-silver-hmo, openhmo network search "
-        "--specialty pediatrics --near-zip 02139, openhmo enrollment show OHM000000001-00"
+        "--specialty pediatrics --near-zip 02139, openhmo enrollment show OHM000000001-00, "
+        f"openhmo x12 remit --out {files}/835 (the year's claims paid, one 835 per provider)"
     )
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from openhmo.interop.x12.claims837 import Claim837, Header837
 from openhmo.interop.x12.intake837 import Rejection
+from openhmo.interop.x12.model837 import Claim837, Header837
 from openhmo.interop.x12.writer import TransactionSet, amount, composite
 from openhmo.money import MoneyError, parse_money
 
@@ -94,18 +94,7 @@ def write(
         header.submitter_id or "UNKNOWN",
     )
     ts.add("TRN", 2, header.reference or reference)
-    accepted = [o for o in outcomes if o.rejection is None]
-    rejected = [o for o in outcomes if o.rejection is not None]
-    total = sum(_cents(o.claim.total_charge) for o in outcomes)
-    ts.add("STC", composite("A1", "19", "PR"), day, "WQ", amount(total))
-    if accepted:
-        ts.add("QTY", "90", len(accepted))
-    if rejected:
-        ts.add("QTY", "AA", len(rejected))
-    if accepted:
-        ts.add("AMT", "YU", amount(sum(_cents(o.claim.total_charge) for o in accepted)))
-    if rejected:
-        ts.add("AMT", "YY", amount(sum(_cents(o.claim.total_charge) for o in rejected)))
+    _totals(ts, outcomes, day, ("90", "AA"))
     hl = 2
     providers: dict[tuple[str, str], list[Outcome]] = {}
     for o in outcomes:
@@ -119,21 +108,29 @@ def write(
         else:
             ts.add("NM1", "85", 2, _text(name or "PROVIDER", 60))
         ts.add("TRN", 1, "0")
-        ok = [o for o in group if o.rejection is None]
-        bad = [o for o in group if o.rejection is not None]
-        provider_total = sum(_cents(o.claim.total_charge) for o in group)
-        ts.add("STC", composite("A1", "19", "PR"), None, "WQ", amount(provider_total))
-        if ok:
-            ts.add("QTY", "QA", len(ok))
-        if bad:
-            ts.add("QTY", "QC", len(bad))
-        if ok:
-            ts.add("AMT", "YU", amount(sum(_cents(o.claim.total_charge) for o in ok)))
-        if bad:
-            ts.add("AMT", "YY", amount(sum(_cents(o.claim.total_charge) for o in bad)))
+        _totals(ts, group, None, ("QA", "QC"))
         for o in group:
             hl += 1
             _claim(ts, o, hl, parent, day)
+
+
+def _totals(
+    ts: TransactionSet, outcomes: list[Outcome], day: str | None, quantities: tuple[str, str]
+) -> None:
+    """The submitter's or a billing provider's STC (the claims' total charge), then how many
+    claims were accepted and rejected (QTY01 `quantities`) and what they charge (AMT)."""
+    ok = [o for o in outcomes if o.rejection is None]
+    bad = [o for o in outcomes if o.rejection is not None]
+    total = sum(_cents(o.claim.total_charge) for o in outcomes)
+    ts.add("STC", composite("A1", "19", "PR"), day, "WQ", amount(total))
+    if ok:
+        ts.add("QTY", quantities[0], len(ok))
+    if bad:
+        ts.add("QTY", quantities[1], len(bad))
+    if ok:
+        ts.add("AMT", "YU", amount(sum(_cents(o.claim.total_charge) for o in ok)))
+    if bad:
+        ts.add("AMT", "YY", amount(sum(_cents(o.claim.total_charge) for o in bad)))
 
 
 def _claim(ts: TransactionSet, o: Outcome, hl: int, parent: int, day: str) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from openhmo.interop.x12.envelope import FileRead, Group, Interchange, TransactionSet
 from openhmo.interop.x12.writer import Interchange as OutInterchange
-from openhmo.interop.x12.writer import composite
+from openhmo.interop.x12.writer import answering, composite
 
 VERSION = "005010X231A1"
 MAX_IK3 = 999  # IK3 occurs at most 999 times per set (the guide's loop 2100 repeat)
@@ -90,12 +90,8 @@ def acknowledge(read: FileRead, *, moment: datetime, control: int) -> list[tuple
     """The answers to each interchange of the file: ("ta1", text) and ("999", text) interchanges."""
     out: list[tuple[str, str]] = []
     for n, received in enumerate(read.interchanges):
-        interchange = OutInterchange(
-            sender=(received.receiver_qualifier or "ZZ", received.receiver or "OPENHMO"),
-            receiver=(received.sender_qualifier or "ZZ", received.sender or "UNKNOWN"),
-            control=control + n,
-            moment=moment,
-            usage=received.usage if received.usage in ("P", "T") else "P",
+        interchange = answering(
+            received, control=control + n, moment=moment, sender="OPENHMO", receiver="UNKNOWN"
         )
         for group in received.groups:
             _group(interchange, group, received)

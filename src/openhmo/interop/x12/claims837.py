@@ -12,359 +12,30 @@ A claim carries everything it was read with and where each value came from
 position and element that held it. A problem in a claim's own segments rejects that
 claim only; a problem in the loops above it (billing provider, subscriber, patient)
 rejects the claims under them; a problem in the header rejects the transaction set.
+
+The element rules and code lists the reader checks against are data, in `rules837`; what
+it reads into (`Claim837`, `Header837` ...) is in `model837`. The names other modules took
+from here before those were split off (`RULES`, `KNOWN`, `Claim837` ...) still import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
-from typing import ClassVar
 
-from openhmo.interop.x12.elements import Rule, rule
-from openhmo.interop.x12.envelope import Problem, TransactionSet, check_segment
+from openhmo.interop.x12.envelope import Problem, TransactionSet
+from openhmo.interop.x12.loops import LoopReader, parse_date
+from openhmo.interop.x12.model837 import Claim837, Header837, Line837, Person, Result837
+from openhmo.interop.x12.rules837 import (
+    AMOUNT_QUALIFIERS,
+    DX_ICD9,
+    DX_ICD10,
+    HI_OTHER,
+    INSTITUTIONAL,
+    KNOWN,
+    PROFESSIONAL,
+    RULES,
+)
 from openhmo.interop.x12.syntax import Delimiters, Segment
-
-PROFESSIONAL = ("005010X222A1", "005010X222A2")
-INSTITUTIONAL = ("005010X223A1", "005010X223A2", "005010X223A3")
-
-_DATE = rule("M DT 8 8")
-_ENTITY = "M ID 2 3"
-RULES: dict[str, tuple[Rule, ...]] = {
-    "BHT": (
-        rule("M ID 4 4 0019", "Hierarchical Structure Code"),
-        rule("M ID 2 2 00,18", "Transaction Set Purpose Code"),
-        rule("M AN 1 50", "Originator Application Transaction Identifier"),
-        rule("M DT 8 8", "Transaction Set Creation Date"),
-        rule("M TM 4 8", "Transaction Set Creation Time"),
-        rule("M ID 2 2 31,CH,RP", "Claim or Encounter Identifier"),
-    ),
-    "NM1": (
-        rule(_ENTITY, "Entity Identifier Code"),
-        rule("M ID 1 1 1,2", "Entity Type Qualifier"),
-        rule("O AN 1 60", "Name Last or Organization Name"),
-        rule("O AN 1 35", "Name First"),
-        rule("O AN 1 25", "Name Middle"),
-        rule("X"),
-        rule("O AN 1 10", "Name Suffix"),
-        rule("O ID 1 2", "Identification Code Qualifier"),
-        rule("O AN 2 80", "Identification Code"),
-        rule("X"),
-        rule("X"),
-        rule("O AN 1 60", "Name Last or Organization Name"),
-    ),
-    "HL": (
-        rule("M AN 1 12", "Hierarchical ID Number"),
-        rule("O AN 1 12", "Hierarchical Parent ID Number"),
-        rule("M ID 1 2 20,22,23", "Hierarchical Level Code"),
-        rule("O ID 1 1 0,1", "Hierarchical Child Code"),
-    ),
-    "SBR": (
-        rule("M ID 1 1 A,B,C,D,E,F,G,H,P,S,T,U", "Payer Responsibility Sequence Number Code"),
-        rule("O ID 2 2", "Individual Relationship Code"),
-        rule("O AN 1 50", "Reference Identification"),
-        rule("O AN 1 60", "Name"),
-        rule("O ID 1 3", "Insurance Type Code"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("O ID 1 2", "Claim Filing Indicator Code"),
-    ),
-    "DMG": (
-        rule("M ID 2 3 D8"),
-        rule("M DT 8 8", "Date Time Period"),
-        rule("O ID 1 1 F,M,U", "Gender Code"),
-    ),
-    "CLM": (
-        rule("M AN 1 38", "Claim Submitter's Identifier"),
-        rule("M R 1 18", "Monetary Amount"),
-        rule("X"),
-        rule("X"),
-        rule(
-            "M C",
-            "Health Care Service Location Information",
-            rule("M AN 1 2", "Facility Code Value"),
-            rule("M ID 1 2 A,B", "Facility Code Qualifier"),
-            rule("M ID 1 1 1,7,8", "Claim Frequency Type Code"),
-        ),
-        rule("O ID 1 1 N,Y", "Yes/No Condition or Response Code"),
-        rule("M ID 1 1 A,B,C", "Provider Accept Assignment Code"),
-        rule("M ID 1 1 N,W,Y", "Yes/No Condition or Response Code"),
-        rule("M ID 1 1 I,Y", "Release of Information Code"),
-        rule("O ID 1 1 P", "Patient Signature Source Code"),
-        rule(
-            "O C",
-            "Related Causes Information",
-            rule("M ID 2 3"),
-            rule("O ID 2 3"),
-            rule("X"),
-            rule("O ID 2 2"),
-            rule("O ID 2 3"),
-        ),
-        rule("O ID 2 3", "Special Program Code"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-        rule("O ID 1 2", "Delay Reason Code"),
-    ),
-    "DTP": (
-        rule("M ID 3 3", "Date/Time Qualifier"),
-        rule("M ID 2 3 D8,RD8,DT", "Date Time Period Format Qualifier"),
-        rule("M AN 1 35", "Date Time Period"),
-    ),
-    "REF": (
-        rule("M ID 2 3", "Reference Identification Qualifier"),
-        rule("M AN 1 50", "Reference Identification"),
-    ),
-    "LX": (rule("M N0 1 6", "Assigned Number"),),
-    "PWK": (
-        rule("M ID 2 2", "Attachment Report Type Code"),
-        rule("M ID 1 2 AA,BM,EL,EM,FT,FX", "Attachment Transmission Code"),
-        rule("X"),
-        rule("X"),
-        rule("O ID 2 2 AC", "Identification Code Qualifier"),
-        rule("O AN 2 80", "Attachment Control Number"),
-    ),
-    "SV1": (
-        rule(
-            "M C",
-            "Composite Medical Procedure Identifier",
-            rule("M ID 2 2 ER,HC,IV,WK", "Product/Service ID Qualifier"),
-            rule("M AN 1 48", "Procedure Code"),
-            rule("O AN 2 2", "Procedure Modifier"),
-            rule("O AN 2 2", "Procedure Modifier"),
-            rule("O AN 2 2", "Procedure Modifier"),
-            rule("O AN 2 2", "Procedure Modifier"),
-            rule("O AN 1 80", "Description"),
-        ),
-        rule("M R 1 18", "Line Item Charge Amount"),
-        rule("M ID 2 2 MJ,UN", "Unit or Basis for Measurement Code"),
-        rule("M R 1 15", "Service Unit Count"),
-        rule("O AN 1 2", "Place of Service Code"),
-        rule("X"),
-        rule(
-            "M C",
-            "Composite Diagnosis Code Pointer",
-            rule("M N0 1 2"),
-            rule("O N0 1 2"),
-            rule("O N0 1 2"),
-            rule("O N0 1 2"),
-        ),
-        rule("X"),
-        rule("O ID 1 1 Y", "Emergency Indicator"),
-        rule("X"),
-        rule("O ID 1 1 Y", "EPSDT Indicator"),
-        rule("O ID 1 1 Y", "Family Planning Indicator"),
-        rule("X"),
-        rule("X"),
-        rule("O ID 1 2 0", "Copay Status Code"),
-    ),
-    "SV2": (
-        rule("M AN 1 48", "Service Line Revenue Code"),
-        rule(
-            "O C",
-            "Composite Medical Procedure Identifier",
-            rule("M ID 2 2 ER,HC,HP,IV,WK", "Product/Service ID Qualifier"),
-            rule("M AN 1 48", "Procedure Code"),
-            rule("O AN 2 2"),
-            rule("O AN 2 2"),
-            rule("O AN 2 2"),
-            rule("O AN 2 2"),
-            rule("O AN 1 80", "Description"),
-        ),
-        rule("M R 1 18", "Line Item Charge Amount"),
-        rule("M ID 2 2 DA,UN", "Unit or Basis for Measurement Code"),
-        rule("M R 1 15", "Service Unit Count"),
-        rule("O R 1 10", "Unit Rate"),
-        rule("O R 1 18", "Line Item Denied Charge or Non-Covered Charge Amount"),
-        rule("X"),
-        rule("X"),
-        rule("X"),
-    ),
-}
-# Every segment the two guides allow in an 837's body; anything else is unrecognized.
-KNOWN = frozenset(
-    [
-        "BHT",
-        "NM1",
-        "N2",
-        "N3",
-        "N4",
-        "PER",
-        "REF",
-        "PRV",
-        "CUR",
-        "HL",
-        "SBR",
-        "PAT",
-        "DMG",
-        "CLM",
-        "DTP",
-        "CL1",
-        "PWK",
-        "CN1",
-        "AMT",
-        "K3",
-        "NTE",
-        "CR1",
-        "CR2",
-        "CR3",
-        "CRC",
-        "HI",
-        "HCP",
-        "SBR",
-        "CAS",
-        "OI",
-        "MOA",
-        "MIA",
-        "LX",
-        "SV1",
-        "SV2",
-        "SV5",
-        "QTY",
-        "MEA",
-        "PS1",
-        "LIN",
-        "CTP",
-        "SVD",
-        "LQ",
-        "FRM",
-        "TOO",
-    ]
-)
-_DX_ICD10 = {"ABK": True, "ABF": False, "ABJ": False, "APR": False, "ABN": False}
-_DX_ICD9 = {"BK": True, "BF": False, "BJ": False, "PR": False, "BN": False}
-# The other HI qualifiers of the two guides: procedures, occurrence, value and condition
-# codes, DRG, treatment codes. Read past, not taken.
-_HI_OTHER = frozenset(
-    ["BBR", "BBQ", "BR", "BQ", "BP", "BO", "BH", "BI", "BE", "BG", "TC", "DR", "CAH"]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a value was read: the segment, and the element (and component) in it."""
-
-    segment: str
-    position: int
-    ordinal: int
-    line: int
-    element: int
-    component: int | None = None
-
-
-@dataclass(slots=True)
-class Line837:
-    number: int
-    procedure_code: str | None = None
-    modifiers: list[str] = field(default_factory=list)
-    revenue_code: str | None = None
-    charge: str = ""
-    units: str = "1"
-    place_of_service: str | None = None
-    emergency: bool = False
-    service_date: str | None = None  # CCYYMMDD, the first day of DTP*472
-    service_date_to: str | None = None
-    rendering_npi: str | None = None
-    control_number: str | None = None  # REF*6R
-    ndc: str | None = None
-
-
-@dataclass(slots=True)
-class Person:
-    last_name: str
-    first_name: str
-    birth_date: date | None = None
-    sex: str | None = None
-
-
-@dataclass(slots=True)
-class Claim837:
-    """One CLM loop with everything above it that names who and where."""
-
-    kind: str  # professional | institutional
-    set_control: str
-    position: int  # CLM's position in its transaction set
-    ordinal: int
-    line: int
-    patient_control_number: str
-    total_charge: str
-    facility_code: str  # 837P: place of service; 837I: facility type code (bill type 1-2)
-    frequency_code: str
-    billing_npi: str | None
-    billing_name: str
-    billing_tax_id: str | None
-    billing_taxonomy: str | None
-    payer_id: str | None
-    subscriber_id: str | None
-    subscriber: Person | None
-    relationship: str | None  # SBR02 (18 = self) or PAT01
-    patient: Person | None  # 2010CA, when the patient is not the subscriber
-    diagnosis_qualifier: str | None = None  # ABK (ICD-10-CM) or BK (ICD-9-CM)
-    diagnosis_codes: list[str] = field(default_factory=list)
-    referral_number: str | None = None
-    prior_auth_number: str | None = None
-    original_claim_number: str | None = None  # REF*F8, for frequency 7 and 8
-    rendering_npi: str | None = None
-    referring_npi: str | None = None
-    statement_from: str | None = None
-    statement_to: str | None = None
-    admission_type: str | None = None
-    emergency: bool = False
-    lines: list[Line837] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    sources: dict[str, Source] = field(default_factory=dict)
-    # A claim read by the fast path finds its sources only when asked (fast837._locate).
-    locate: Callable[[], dict[str, Source]] | None = None
-
-    def where(self) -> dict[str, Source]:
-        """Where each value was read (segment, position, element), for a refusal to name."""
-        if not self.sources and self.locate is not None:
-            self.sources = self.locate()
-        return self.sources
-
-    @property
-    def service_from(self) -> str | None:
-        days = [ln.service_date for ln in self.lines if ln.service_date] or [self.statement_from]
-        return min((d for d in days if d), default=None)
-
-    @property
-    def service_to(self) -> str | None:
-        days = [ln.service_date_to or ln.service_date for ln in self.lines] + [self.statement_to]
-        return max((d for d in days if d), default=None)
-
-
-@dataclass(slots=True)
-class Header837:
-    """What the 837 says about itself: BHT, the submitter (1000A) and receiver (1000B)."""
-
-    reference: str = ""
-    created: str = ""
-    purpose: str = ""
-    submitter_name: str = ""
-    submitter_id: str = ""
-    receiver_name: str = ""
-    receiver_id: str = ""
-
-
-@dataclass(slots=True)
-class Result837:
-    header: Header837
-    claims: int
-    rejects_set: bool
-
-
-def _parse_date(text: str | None) -> date | None:
-    if not text or len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
 
 
 def _period(value: str) -> tuple[str, str]:
@@ -372,13 +43,15 @@ def _period(value: str) -> tuple[str, str]:
     return start, end or start
 
 
-class ClaimsReader:
+class ClaimsReader(LoopReader):
     """The handler of one 837 transaction set; see the module's docstring."""
+
+    RULES = RULES
 
     def __init__(
         self, ts: TransactionSet, delimiters: Delimiters, sink: Callable[[Claim837], None]
     ) -> None:
-        self.ts = ts
+        super().__init__(ts)
         self.sink = sink
         self.component = delimiters.component
         self.kind = "institutional" if ts.version in INSTITUTIONAL else "professional"
@@ -391,9 +64,7 @@ class ClaimsReader:
                 )
             )
         self.header = Header837()
-        self.loop = "header"
         self.seen_bht = False
-        self.header_problems = 0
         # The hierarchy: HL id -> (level, the problems of its loops, what it names).
         self.levels: dict[str, dict] = {}
         self.hl: dict | None = None
@@ -405,30 +76,6 @@ class ClaimsReader:
         self.other_payer: dict | None = None
 
     # -- helpers ---------------------------------------------------------------
-    def _src(
-        self, seg: Segment, position: int, element: int, component: int | None = None
-    ) -> Source:
-        return Source(seg.id, position, seg.ordinal, seg.line, element, component)
-
-    def _problem(
-        self, seg: Segment, position: int, reason: str, code: str = "8", element: int | None = None
-    ) -> Problem:
-        problem = Problem(
-            reason, seg.id, position, seg.ordinal, seg.line, code, element, loop=self.loop
-        )
-        self.ts.problems.append(problem)
-        return problem
-
-    def _check(self, seg: Segment, position: int) -> bool:
-        rules = RULES.get(seg.id)
-        if rules is None:
-            return True
-        before = len(self.ts.problems)
-        clean = check_segment(self.ts, seg, position, rules, self.loop)
-        if not clean:
-            self._own(self.ts.problems[before:])
-        return clean
-
     def _own(self, problems: list[Problem]) -> None:
         """Charge problems to the claim being read, else the HL loop, else the header."""
         if self.claim is not None:
@@ -502,9 +149,7 @@ class ClaimsReader:
     def segment(self, seg: Segment, position: int) -> None:
         sid = seg.id
         if sid not in KNOWN:
-            self._own(
-                [self._problem(seg, position, f"segment {sid!r} is not a segment of an 837", "1")]
-            )
+            self._charge(seg, position, f"segment {sid!r} is not a segment of an 837", "1")
             return
         handler = getattr(self, "_" + sid, None)
         if sid in ("HL", "CLM"):
@@ -521,7 +166,7 @@ class ClaimsReader:
 
     def _BHT(self, seg: Segment, position: int) -> None:
         if self.seen_bht:
-            self._own([self._problem(seg, position, "a second BHT", "5")])
+            self._charge(seg, position, "a second BHT", "5")
             return
         self.seen_bht = True
         self.header.purpose, self.header.reference = seg.get(2), seg.get(3)
@@ -698,7 +343,7 @@ class ClaimsReader:
             else None
         )
         if person is not None:
-            person.birth_date = _parse_date(seg.get(2))
+            person.birth_date = parse_date(seg.get(2))
             person.sex = seg.get(3) or None
 
     def _CLM(self, seg: Segment, position: int) -> None:
@@ -759,7 +404,7 @@ class ClaimsReader:
             self.claim.sources[f"lines.{len(self.claim.lines) - 1}.service_date"] = self._src(
                 seg, position, 3
             )
-            if _parse_date(start) is None or _parse_date(end) is None:
+            if parse_date(start) is None or parse_date(end) is None:
                 self._claim_element(
                     seg,
                     position,
@@ -778,20 +423,8 @@ class ClaimsReader:
     def _claim_element(
         self, seg: Segment, position: int, element: int, reason: str, code: str = "8"
     ) -> None:
-        problem = Problem(
-            reason,
-            seg.id,
-            position,
-            seg.ordinal,
-            seg.line,
-            "8",
-            element,
-            element_code=code,
-            value=seg.get(element)[:99],
-            loop=self.loop,
-        )
-        self.ts.problems.append(problem)
-        self.claim.problems.append(problem)
+        """A problem of an element of the claim's own segments: the claim's, and the 999's."""
+        self.claim.problems.append(self._problem(seg, position, reason, "8", element, code))
 
     def _CL1(self, seg: Segment, position: int) -> None:
         if self.claim is not None:
@@ -806,9 +439,9 @@ class ClaimsReader:
             parts = seg.elements[n].split(self.component)
             qualifier = parts[0]
             code = parts[1] if len(parts) > 1 else ""
-            principal = _DX_ICD10.get(qualifier, _DX_ICD9.get(qualifier))
+            principal = DX_ICD10.get(qualifier, DX_ICD9.get(qualifier))
             if principal is None:
-                if qualifier not in _HI_OTHER:
+                if qualifier not in HI_OTHER:
                     self._claim_element(
                         seg,
                         position,
@@ -818,7 +451,7 @@ class ClaimsReader:
                         "7",
                     )
                 continue  # occurrence, value, condition codes: not diagnoses
-            code_set = "ABK" if qualifier in _DX_ICD10 else "BK"
+            code_set = "ABK" if qualifier in DX_ICD10 else "BK"
             if claim.diagnosis_qualifier and claim.diagnosis_qualifier != code_set:
                 self._claim_element(
                     seg,
@@ -926,15 +559,8 @@ class ClaimsReader:
             }
         )
 
-    # AMT01 qualifiers each loop allows (837P and 837I together).
-    _AMOUNT_QUALIFIERS: ClassVar[dict[str, frozenset[str]]] = {
-        "2300": frozenset({"F3", "F5"}),
-        "2320": frozenset({"D", "A8", "EAF"}),
-        "2400": frozenset({"T", "F4", "GT", "N8"}),
-    }
-
     def _AMT(self, seg: Segment, position: int) -> None:
-        allowed = self._AMOUNT_QUALIFIERS.get(self.loop)
+        allowed = AMOUNT_QUALIFIERS.get(self.loop)
         if self.claim is not None and allowed is not None and seg.get(1) not in allowed:
             self._claim_element(
                 seg,
@@ -977,20 +603,9 @@ class ClaimsReader:
         if self.line is not None:
             self.loop = "2430"
 
-    def accept_bulk(self, header: Header837, claims: list[Claim837]) -> None:
-        """A whole set read by the fast path (fast837), found clean: its header and claims."""
-        self.header = header
-        self.seen_bht = True
-        for claim in claims:
-            self.claims += 1
-            self.sink(claim)
-
     def finish(self) -> Result837:
         self._emit()
         if not self.seen_bht:
             self.rejects_set = True
-            problem = Problem(
-                "the 837 has no BHT", "BHT", 2, self.ts.ordinal + 1, self.ts.line, "3"
-            )
-            self.ts.problems.append(problem)
+            self._no_header("BHT")
         return Result837(self.header, self.claims, self.rejects_set)

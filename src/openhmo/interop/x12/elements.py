@@ -141,11 +141,85 @@ def check(
     key = (component_separator, id(rules), *elements)
     found = _CACHE.get(key)
     if found is None:
-        found = _check(elements, rules, component_separator)
+        clean = _quick(elements, _plan(rules), component_separator)
+        found = [] if clean else _check(elements, rules, component_separator)
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
         _CACHE[key] = found
     return list(found)
+
+
+def _predicate(r: Rule):
+    """A function that says yes to a (non-empty) value rule `r` allows, as `_fine` does."""
+    if r.kind == "ID" and r.codes is not None:
+        return r.codes.__contains__
+    low, high, chars, codes = r.min, r.max, _CHARACTERS.match, r.codes
+    if r.kind in ("ID", "AN"):
+        return lambda v: low <= len(v) <= high and chars(v) is not None
+    if codes is None and r.kind in ("R", "N0", "N2"):
+        shape = (_DECIMAL if r.kind == "R" else _NUMBER).match
+        return lambda v: shape(v) is not None and low <= len(v.lstrip("-").replace(".", "")) <= high
+    if codes is None and r.kind == "DT":
+        return lambda v: low <= len(v) <= high and _date_ok(v) and chars(v) is not None
+    return lambda v: _value(v, r, "", 0, None) is None
+
+
+_DATES: dict[str, bool] = {}
+
+
+def _date_ok(text: str) -> bool:
+    """`_valid_date`, remembered: a file names the same few hundred days again and again."""
+    found = _DATES.get(text)
+    if found is None:
+        if len(_DATES) > 100_000:
+            _DATES.clear()
+        found = _DATES[text] = _valid_date(text)
+    return found
+
+
+# The rules of a segment as (position, usage, predicate, components) to run without
+# building messages: the usual segment is clean, and only a dirty one needs `_check`.
+_PLANS: dict[int, tuple[tuple[Rule, ...], list[tuple]]] = {}
+
+
+def _plan(rules: tuple[Rule, ...]) -> list[tuple]:
+    found = _PLANS.get(id(rules))
+    if found is None or found[0] is not rules:
+        steps = []
+        for n, r in enumerate(rules, start=1):
+            parts = [(c.usage, _predicate(c)) for c in r.components] if r.kind == "C" else None
+            steps.append((n, r.usage, None if r.usage == "X" else _predicate(r), parts))
+        found = _PLANS[id(rules)] = (rules, steps)
+    return found[1]
+
+
+def _quick(elements: list[str], plan: list[tuple], component_separator: str) -> bool:
+    count = len(elements) - 1
+    if count > len(plan):
+        return False
+    for n, usage, predicate, parts in plan:
+        value = elements[n] if n <= count else ""
+        if not value:
+            if usage == "M":
+                return False
+            continue
+        if usage == "X":
+            return False
+        if parts is None:
+            if not predicate(value):
+                return False
+            continue
+        pieces = value.split(component_separator)
+        if len(pieces) > len(parts):
+            return False
+        for c, (part_usage, part_predicate) in enumerate(parts):
+            piece = pieces[c] if c < len(pieces) else ""
+            if not piece:
+                if part_usage == "M":
+                    return False
+            elif not part_predicate(piece):
+                return False
+    return True
 
 
 def _check(

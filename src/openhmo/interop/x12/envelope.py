@@ -14,6 +14,9 @@ acknowledgements need it:
   elements' as IK3/IK4 (`TransactionSet.problems`, each a `Problem` naming the segment's
   position in the set, the element, the code and the reason in words).
 
+Where a reader found a value is kept as a `Source`, so that a later refusal of the value
+(by our intake, our enrollment rules) names the segment and element it came from.
+
 Nothing is thrown away: a set with a problem in its envelope is rejected as a whole, and
 the next one is read; a file that is not X12 at all comes back with `fatal` set.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from openhmo.interop.x12.elements import ElementProblem, Rule, check, rule
 from openhmo.interop.x12.syntax import Delimiters, Segment, X12FileError, read_segments
@@ -141,6 +144,39 @@ class Problem:
         return f"{where}: {self.reason}"
 
 
+class Source(NamedTuple):
+    """Where a value was read: the segment, the element (and component) in it, the loop.
+
+    A named tuple, not a dataclass: a claim records one per value it reads, hundreds of
+    thousands in a large file, and a tuple is the cheapest to make."""
+
+    segment: str
+    position: int
+    ordinal: int
+    line: int
+    element: int
+    component: int | None = None
+    loop: str | None = None
+
+    def problem(
+        self, reason: str, element_code: str | None = None, value: str | None = None
+    ) -> Problem:
+        """A refusal of the value read here, naming its segment and element."""
+        return Problem(
+            reason,
+            self.segment,
+            self.position,
+            self.ordinal,
+            self.line,
+            "8",
+            self.element,
+            self.component,
+            element_code=element_code,
+            value=value,
+            loop=self.loop,
+        )
+
+
 @dataclass(slots=True)
 class Interchange:
     sender_qualifier: str
@@ -190,7 +226,6 @@ class TransactionSet:
     problems: list[Problem] = field(default_factory=list)
     set_problems: list[tuple[str, str]] = field(default_factory=list)  # (IK502 code, reason)
     result: Any = None
-    bulk: bool = False  # read by the fast path (fast837), not segment by segment
 
     @property
     def status(self) -> str:

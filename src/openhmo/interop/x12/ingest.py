@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +30,11 @@ from openhmo.claims.intake import ClaimError, submit_claim, submit_claims
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
 from openhmo.interop.x12 import ack277ca, ack999
-from openhmo.interop.x12.claims837 import Claim837, ClaimsReader, Header837
-from openhmo.interop.x12.envelope import Problem, TransactionSet
-from openhmo.interop.x12.fast837 import read_file_fast
+from openhmo.interop.x12.claims837 import ClaimsReader
+from openhmo.interop.x12.envelope import Problem, TransactionSet, read_file
 from openhmo.interop.x12.intake837 import Accepted, Rejection, decide
-from openhmo.interop.x12.writer import Interchange
+from openhmo.interop.x12.model837 import Claim837, Header837
+from openhmo.interop.x12.writer import Interchange, answering
 from openhmo.interop.x12.writer import TransactionSet as OutSet
 
 
@@ -59,6 +60,14 @@ class SetReport:
     accepted: list[dict[str, str]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     applied: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse(
+        self, entry: dict[str, Any], status: str, problems: Iterable[Problem], source: str
+    ) -> None:
+        """A claim, inquiry or request refused: `entry` names it; then its status codes and
+        every reason, each saying where in `source` (the file) it stands."""
+        reasons = [p.describe(source) for p in problems]
+        self.rejected.append(entry | {"status": status, "reasons": reasons})
 
 
 @dataclass(slots=True)
@@ -96,10 +105,6 @@ class FileReport:
             ],
             "outputs": self.outputs,
         }
-
-
-def _describe(p: Problem, source: str) -> str:
-    return p.describe(source)
 
 
 def resolve_patients(session: Session, claims: list[Claim837]) -> list[str | Problem]:
@@ -271,12 +276,8 @@ def ingest_file(
     report = FileReport(str(path))
     factory = session_factory(engine)
     claims = _Claims()
-    ack_277 = Interchange(
-        sender=("ZZ", payer().identifier),
-        receiver=("ZZ", "SUBMITTER"),
-        control=control_number() + 1,
-        moment=now,
-    )
+    control_277 = control_number() + 1
+    ack_277: Interchange | None = None
     group_277 = None
     processors = registered()
     handlers: dict[str, Any] = {"837": claims.reader}
@@ -285,21 +286,21 @@ def ingest_file(
     # The answers other than 999 and 277CA (271, 278): one interchange per kind.
     answers: dict[str, tuple[Interchange, Any]] = {}
 
+    def reply(ts: TransactionSet, control: int) -> Interchange:
+        """The interchange answering the one `ts` came in."""
+        return answering(
+            ts.interchange,
+            control=control,
+            moment=now,
+            sender=payer().identifier,
+            receiver="SUBMITTER",
+        )
+
     def answer_set(ts: TransactionSet, processor: SetProcessor) -> OutSet | None:
         if not processor.answer_code:
             return None
         if processor.answer_code not in answers:
-            received = ts.interchange
-            out = Interchange(
-                sender=(
-                    received.receiver_qualifier or "ZZ",
-                    received.receiver or payer().identifier,
-                ),
-                receiver=(received.sender_qualifier or "ZZ", received.sender or "SUBMITTER"),
-                control=control_number() + 2 + len(answers),
-                moment=now,
-                usage=received.usage if received.usage in ("P", "T") else "P",
-            )
+            out = reply(ts, control_number() + 2 + len(answers))
             group = out.new_group(
                 processor.answer_functional_id,
                 processor.answer_version,
@@ -312,12 +313,12 @@ def ingest_file(
         )
 
     def on_set(ts: TransactionSet) -> None:
-        nonlocal group_277
+        nonlocal ack_277, group_277
         set_report = SetReport(
             ts.code,
             ts.control,
             ts.status,
-            [_describe(p, name) for p in ts.problems] + [r for _, r in ts.set_problems],
+            [p.describe(name) for p in ts.problems] + [r for _, r in ts.set_problems],
         )
         report.sets.append(set_report)
         if ts.status == "R":
@@ -376,21 +377,15 @@ def ingest_file(
                     }
                 )
             else:
-                set_report.rejected.append(
-                    {
-                        "patient_control_number": o.claim.patient_control_number,
-                        "status": f"{o.rejection.category}:{o.rejection.status}",
-                        "reasons": [_describe(p, name) for p in o.rejection.problems],
-                    }
+                set_report.refuse(
+                    {"patient_control_number": o.claim.patient_control_number},
+                    f"{o.rejection.category}:{o.rejection.status}",
+                    o.rejection.problems,
+                    name,
                 )
         if group_277 is None:
-            received = ts.interchange
-            ack_277.sender = (
-                received.receiver_qualifier or "ZZ",
-                received.receiver or payer().identifier,
-            )
-            ack_277.receiver = (received.sender_qualifier or "ZZ", received.sender or "SUBMITTER")
-            ack_277.usage = received.usage if received.usage in ("P", "T") else "P"
+            # The first 837 set's interchange is the one the 277CA answers.
+            ack_277 = reply(ts, control_277)
             group_277 = ack_277.new_group(
                 "HN", ack277ca.VERSION, receiver=ts.group.sender[:15] or None
             )
@@ -406,7 +401,7 @@ def ingest_file(
             reference=f"{ts.control}",
         )
 
-    read = read_file_fast(path, handlers, on_set=on_set, name=name)
+    read = read_file(path, handlers, on_set=on_set, name=name)
     if read.fatal is not None:
         report.fatal = str(read.fatal)
     for ic in read.interchanges:

@@ -1,6 +1,6 @@
 """From an 837 claim as read to OpenHMO's `ClaimIn`, or to a 277CA rejection that says why.
 
-`decide` is pure: given the claim as read (`claims837.Claim837`) and who its patient is
+`decide` is pure: given the claim as read (`model837.Claim837`) and who its patient is
 (the member number the caller found, or the reason none was found), it builds the
 claim our intake takes, or a `Rejection` carrying the 277CA status (category, status
 code and entity, from the X12 claim status code lists) and every problem with the
@@ -17,8 +17,8 @@ from datetime import date
 from pydantic import ValidationError
 
 from openhmo.claims.intake import ClaimIn
-from openhmo.interop.x12.claims837 import Claim837, Source
-from openhmo.interop.x12.envelope import Problem
+from openhmo.interop.x12.envelope import Problem, Source
+from openhmo.interop.x12.model837 import Claim837
 from openhmo.money import MoneyError, parse_money
 
 # 277CA STC01-2 claim status codes by the field our intake refused (X12 code list 508).
@@ -64,18 +64,7 @@ def _problem(
 ) -> Problem:
     if source is None:
         return Problem(reason, "CLM", claim.position, claim.ordinal, claim.line, "8", loop="2300")
-    return Problem(
-        reason,
-        source.segment,
-        source.position,
-        source.ordinal,
-        source.line,
-        "8",
-        source.element,
-        source.component,
-        element_code="7",
-        value=value,
-    )
+    return source.problem(reason, "7", value)
 
 
 def _source(claim: Claim837, loc: tuple) -> tuple[str, Source | None]:

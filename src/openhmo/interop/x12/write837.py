@@ -171,6 +171,17 @@ def fill(
     return count
 
 
+def _submitted(control: int, moment: datetime) -> Interchange:
+    """The interchange a submitter sends us (its ISA; `stream` writes the rest itself)."""
+    return Interchange(
+        sender=("ZZ", "SUBMITTER1"),
+        receiver=("ZZ", "OPENHMO"),
+        control=control,
+        moment=moment,
+        usage="P",
+    )
+
+
 def interchange(
     claims: Iterable[tuple[ClaimIn, Patient, BillingProvider]],
     *,
@@ -181,13 +192,7 @@ def interchange(
 ) -> Interchange:
     """An interchange of 837 sets of at most `claims_per_set` claims (the guides' advice)."""
     moment = moment or datetime(2026, 1, 1, 12, 0)
-    out = Interchange(
-        sender=("ZZ", "SUBMITTER1"),
-        receiver=("ZZ", "OPENHMO"),
-        control=control,
-        moment=moment,
-        usage="P",
-    )
+    out = _submitted(control, moment)
     group = out.new_group("HC", INSTITUTIONAL_VERSION if institutional else PROFESSIONAL_VERSION)
     batch: list = []
     for item in claims:
@@ -210,14 +215,7 @@ def stream(
     """A large professional 837 file piece by piece (a set at a time), for files of any size."""
     moment = moment or datetime(2026, 1, 1, 12, 0)
     sets = 0
-    head = Interchange(
-        sender=("ZZ", "SUBMITTER1"),
-        receiver=("ZZ", "OPENHMO"),
-        control=control,
-        moment=moment,
-        usage="P",
-    )
-    text = head.render(newline=False)
+    text = _submitted(control, moment).render(newline=False)
     isa = text[: text.index("~") + 1]
     yield isa
     yield f"GS*HC*SUBMITTER1*OPENHMO*{moment:%Y%m%d}*{moment:%H%M}*1*X*{PROFESSIONAL_VERSION}~"

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from openhmo.interop.x12.syntax import Delimiters
+
+if TYPE_CHECKING:
+    from openhmo.interop.x12 import envelope
 
 DEFAULT = Delimiters("*", ":", "^", "~")
 # ISA05/ISA07: the interchange id qualifiers; a sender's broken one is answered as ZZ.
@@ -179,3 +183,17 @@ class Interchange:
             self._line(["IEA", str(len(self.groups)), f"{self.control % 1_000_000_000:09d}"])
         )
         return end.join(out) + end
+
+
+def answering(
+    received: envelope.Interchange, *, control: int, moment: datetime, sender: str, receiver: str
+) -> Interchange:
+    """The interchange answering `received`: from its receiver back to its sender, with its
+    usage (production or test); `sender` and `receiver` stand in for ids it lacks."""
+    return Interchange(
+        sender=(received.receiver_qualifier or "ZZ", received.receiver or sender),
+        receiver=(received.sender_qualifier or "ZZ", received.sender or receiver),
+        control=control,
+        moment=moment,
+        usage=received.usage if received.usage in ("P", "T") else "P",
+    )
