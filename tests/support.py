@@ -7,8 +7,11 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from openhmo.enrollment.pcp import choose_pcp
 from openhmo.enrollment.service import AddressIn, PersonIn, enroll_subscriber
 from openhmo.network.models import Contract, Location, Network, Provider, ProviderLocation
+from openhmo.network.pricing import Rate, RateKey
+from openhmo.network.service import add_contract, add_fee_schedule
 from openhmo.plans.loader import example_designs, load_design
 from openhmo.plans.store import save_design
 from openhmo.reference.geo import lookup_zip
@@ -142,3 +145,31 @@ def family(
     )
     session.commit()
     return coverage
+
+
+def price_network(session: Session, providers, rates: dict[str, int], key: str = "core-2026"):
+    """A per-code fee schedule (code -> cents) and each provider's contract in the core
+    network under it, from 2020 on."""
+    add_fee_schedule(
+        session,
+        key=key,
+        name="Core network 2026",
+        method="per_code",
+        rates={RateKey(code): Rate(cents) for code, cents in rates.items()},
+        actor=ACTOR,
+    )
+    for p in providers:
+        add_contract(
+            session,
+            "openhmo-core",
+            provider=p,
+            fee_schedule_key=key,
+            effective_from=date(2020, 1, 1),
+            actor=ACTOR,
+        )
+
+
+def choose_pcp_for(session: Session, members, pcp: Provider, day: date = date(2026, 1, 1)):
+    """Each member's first PCP, from `day`."""
+    for m in members:
+        choose_pcp(session, member=m, provider=pcp, requested_on=day, actor=ACTOR, initial=True)

@@ -34,12 +34,11 @@ from openhmo.claims.service import adjudicate_claim, adjudicate_waiting, approve
 from openhmo.cli.main import app
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
-from openhmo.enrollment.pcp import choose_pcp
 from openhmo.history.models import ChangeRecord, PhiAccess
 from openhmo.network.pricing import FeeScheduleSnapshot, Rate, RateKey, ServiceLine, allowed_amount
 from openhmo.network.service import add_contract, add_fee_schedule, add_organization
 from openhmo.referrals.service import request_referral
-from support import ACTOR, family, load_examples, provider, valid_npi
+from support import ACTOR, choose_pcp_for, family, load_examples, price_network, provider, valid_npi
 
 CLAIMS_ACTOR = "test:claims-intake"
 STAFF = "staff:claims-examiner"
@@ -65,33 +64,8 @@ def setup_world(session) -> SimpleNamespace:
     }
     pcp = provider(session, last_name="Family")
     cardio = provider(session, last_name="Heart", taxonomy="207RC0000X", pcp=False)
-    add_fee_schedule(
-        session,
-        key="core-2026",
-        name="Core network 2026",
-        method="per_code",
-        rates={RateKey(code): Rate(cents) for code, cents in RATES.items()},
-        actor=ACTOR,
-    )
-    for p in (pcp, cardio):
-        # the contract support.provider made, now with its fee schedule
-        add_contract(
-            session,
-            "openhmo-core",
-            provider=p,
-            fee_schedule_key="core-2026",
-            effective_from=date(2020, 1, 1),
-            actor=ACTOR,
-        )
-    for m in members.values():
-        choose_pcp(
-            session,
-            member=m,
-            provider=pcp,
-            requested_on=date(2026, 1, 1),
-            actor=ACTOR,
-            initial=True,
-        )
+    price_network(session, [pcp, cardio], RATES)
+    choose_pcp_for(session, members.values(), pcp)
     session.commit()
     return SimpleNamespace(
         session=session, m=members, pcp=pcp, cardio=cardio, family_id=coverage.subscriber_id

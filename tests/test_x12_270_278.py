@@ -22,15 +22,12 @@ from openhmo.claims.intake import ClaimIn, submit_claim
 from openhmo.claims.service import adjudicate_claim
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
-from openhmo.enrollment.pcp import choose_pcp
 from openhmo.history.models import PhiAccess
 from openhmo.interop.x12.eligibility270 import Benefits, CostLine, Limit, Pcp, benefit_segments
 from openhmo.interop.x12.ingest import ingest_file
 from openhmo.network.models import Provider
-from openhmo.network.pricing import Rate, RateKey
-from openhmo.network.service import add_contract, add_fee_schedule
 from openhmo.referrals.models import Referral
-from support import ACTOR, family, load_examples, provider
+from support import choose_pcp_for, family, load_examples, price_network, provider
 from x12_validate import pyx12_validate
 
 DATA = Path(__file__).resolve().parent / "data" / "x12"
@@ -70,32 +67,8 @@ def build_world(session) -> dict[str, Member]:
     _provider(
         session, "outside", last_name="Faraway", taxonomy="207RC0000X", pcp=False, network_key=None
     )
-    add_fee_schedule(
-        session,
-        key="core-2026",
-        name="Core network 2026",
-        method="per_code",
-        rates={RateKey("99214"): Rate(15000), RateKey("59425"): Rate(30000)},
-        actor=ACTOR,
-    )
-    for p in (pcp, cardio, ortho):
-        add_contract(
-            session,
-            "openhmo-core",
-            provider=p,
-            fee_schedule_key="core-2026",
-            effective_from=date(2020, 1, 1),
-            actor=ACTOR,
-        )
-    for m in members.values():
-        choose_pcp(
-            session,
-            member=m,
-            provider=pcp,
-            requested_on=date(2026, 1, 1),
-            actor=ACTOR,
-            initial=True,
-        )
+    price_network(session, [pcp, cardio, ortho], {"99214": 15000, "59425": 30000})
+    choose_pcp_for(session, members.values(), pcp)
     session.commit()
     return members
 

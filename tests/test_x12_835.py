@@ -31,10 +31,8 @@ from openhmo.claims.service import adjudicate_claim
 from openhmo.cli.x12_remit import remit
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
-from openhmo.enrollment.pcp import choose_pcp
 from openhmo.interop.x12 import remit835 as x835
-from openhmo.network.pricing import Rate, RateKey
-from openhmo.network.service import add_contract, add_fee_schedule, add_organization
+from openhmo.network.service import add_organization
 from openhmo.referrals.service import request_referral
 from openhmo.remittance.models import (
     Remittance,
@@ -43,7 +41,7 @@ from openhmo.remittance.models import (
     RemittedClaim,
 )
 from openhmo.remittance.service import run_remittance
-from support import ACTOR, family, load_examples, provider, valid_npi
+from support import ACTOR, choose_pcp_for, family, load_examples, price_network, provider, valid_npi
 
 try:  # the shared helper, with the repository's extra maps; else pyx12 as it ships
     from x12_validate import pyx12_validate
@@ -236,32 +234,8 @@ def world(session):
     pcp.organization_id = group.id
     cardio = provider(session, last_name="Heart", taxonomy="207RC0000X", pcp=False)
     faraway = provider(session, last_name="Faraway", pcp=False, network_key=None)
-    add_fee_schedule(
-        session,
-        key="core-2026",
-        name="Core network 2026",
-        method="per_code",
-        rates={RateKey(code): Rate(c) for code, c in RATES.items()},
-        actor=ACTOR,
-    )
-    for p in (pcp, cardio):
-        add_contract(
-            session,
-            "openhmo-core",
-            provider=p,
-            fee_schedule_key="core-2026",
-            effective_from=date(2020, 1, 1),
-            actor=ACTOR,
-        )
-    for m in members.values():
-        choose_pcp(
-            session,
-            member=m,
-            provider=pcp,
-            requested_on=date(2026, 1, 1),
-            actor=ACTOR,
-            initial=True,
-        )
+    price_network(session, [pcp, cardio], RATES)
+    choose_pcp_for(session, members.values(), pcp)
     session.commit()
     return SimpleNamespace(session=session, m=members, pcp=pcp, cardio=cardio, faraway=faraway)
 

@@ -22,11 +22,9 @@ from openhmo.interop.x12 import write837
 from openhmo.interop.x12.ingest import ingest_file
 from openhmo.interop.x12.remit835 import check_balance
 from openhmo.interop.x12.syntax import read_segments
-from openhmo.network.pricing import Rate, RateKey
-from openhmo.network.service import add_contract, add_fee_schedule
 from openhmo.referrals.models import Referral
 from openhmo.remittance.service import run_remittance
-from support import ACTOR, load_examples, provider
+from support import load_examples, price_network, provider
 from x12_validate import pyx12_validate
 
 WHEN = datetime(2026, 6, 20, 9, 0, tzinfo=UTC)
@@ -41,23 +39,7 @@ def _world(engine):
         stranger = provider(
             s, last_name="Outside", taxonomy="207RC0000X", pcp=False, network_key=None
         )
-        add_fee_schedule(
-            s,
-            key="core-2026",
-            name="Core network 2026",
-            method="per_code",
-            rates={RateKey(code): Rate(cents) for code, cents in RATES.items()},
-            actor=ACTOR,
-        )
-        for p in (pcp, cardio):
-            add_contract(
-                s,
-                "openhmo-core",
-                provider=p,
-                fee_schedule_key="core-2026",
-                effective_from=date(2020, 1, 1),
-                actor=ACTOR,
-            )
+        price_network(s, [pcp, cardio], RATES)
         s.commit()
         return pcp.npi, cardio.npi, stranger.npi
 

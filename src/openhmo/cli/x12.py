@@ -74,7 +74,9 @@ def ingest(
         os.environ["OPENHMO_834_PLAN_MAP"] = str(plan_map.resolve())
     eng = engine(database)
     who = actor()
-    table = Table("file", "sets", "claims taken", "claims rejected", "applied", "answers")
+    # Taken: claims stored, members applied, inquiries and requests answered; refused: the
+    # ones rejected, each named on stderr above the table.
+    table = Table("file", "sets", "taken", "refused", "answers")
     table.title = "X12 ingest"
     unreadable = 0
     for path in files:
@@ -88,9 +90,8 @@ def ingest(
         table.add_row(
             path.name,
             ", ".join(f"{s.code} {s.control} {s.status}" for s in report.sets) or "-",
-            str(report.claims_accepted),
-            str(report.claims_rejected),
-            str(sum(len(s.applied) for s in report.sets)),
+            str(sum(len(s.accepted) + len(s.applied) for s in report.sets)),
+            str(sum(len(s.rejected) for s in report.sets)),
             ", ".join(Path(o).name for o in report.outputs),
         )
     console.print(table)
