@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.claims.intake import sqlite_write_lock
 from openhmo.claims.models import ADJUDICATED, REPLACED, VOIDED, Claim, ClaimLine, LineDecision
+from openhmo.config import plan_identity
 from openhmo.db.types import utcnow
 from openhmo.enrollment.models import Member
 from openhmo.history.record import record_change
@@ -58,15 +59,19 @@ from openhmo.remittance.models import (
     RemittedClaim,
 )
 
-# Who pays: the plan's own identity on every 835. A deployment sets its legal name, EIN
-# and EDI contact here; these are placeholders.
-DEFAULT_PAYER = x835.Payer(
-    name="OPENHMO HEALTH PLAN",
-    tin="999999999",
-    address=x835.Address("1 Beacon St", "Boston", "MA", "02108"),
-    technical_contact=x835.Contact("EDI SUPPORT", phone="6175550100", email="edi@openhmo.example"),
-    payer_id="OPENHMO",
-)
+
+def default_payer() -> x835.Payer:
+    """Who pays on every 835: the plan's identity from the configuration (config.plan_identity)."""
+    me = plan_identity()
+    return x835.Payer(
+        name=me.name,
+        tin=me.ein,
+        address=x835.Address(*me.address),
+        technical_contact=x835.Contact(me.edi_contact, phone=me.edi_phone, email=me.edi_email),
+        payer_id=me.payer_id,
+    )
+
+
 _PAYABLE = ("paid", "denied")
 _CHUNK = 2000  # ids per IN list: well under SQLite's and PostgreSQL's parameter limits
 
@@ -386,7 +391,7 @@ def run_remittance(
     *,
     payment_date: date,
     actor: str,
-    payer: x835.Payer = DEFAULT_PAYER,
+    payer: x835.Payer | None = None,
     moment: datetime | None = None,
 ) -> RunReport:
     """Remit every claim due (see the module's text); the caller commits.
@@ -396,6 +401,7 @@ def run_remittance(
     by the next run. A run with nothing due writes nothing.
     """
     _lock(session)
+    payer = payer or default_payer()
     moment = moment or utcnow()
     report = RunReport(None, payment_date)
     due = _due(session)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from openhmo.claims.intake import ClaimError, submit_claim, submit_claims
+from openhmo.config import plan_identity
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
 from openhmo.interop.x12 import ack277ca, ack999
@@ -39,11 +39,9 @@ from openhmo.interop.x12.writer import TransactionSet as OutSet
 
 
 def payer() -> ack277ca.Payer:
-    """Who we are in the acknowledgments: OPENHMO_PAYER_NAME and OPENHMO_PAYER_ID."""
-    return ack277ca.Payer(
-        os.environ.get("OPENHMO_PAYER_NAME", "OPENHMO HEALTH PLAN"),
-        os.environ.get("OPENHMO_PAYER_ID", "OPENHMO"),
-    )
+    """Who we are in the acknowledgments and answers (config.plan_identity)."""
+    me = plan_identity()
+    return ack277ca.Payer(me.name, me.payer_id)
 
 
 def control_number() -> int:
