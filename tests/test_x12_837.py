@@ -409,3 +409,36 @@ def test_the_command_reads_good_and_broken_files_and_names_every_rejection(
     assert (out / "edi__X222-ambulance.edi.277").exists()
     assert not (out / "errors__bad_file.edi.999").exists()
     assert (out / "errors__bad_file.edi.report.json").exists()
+
+
+def test_a_broken_header_rejects_what_it_covers_and_a_wrong_trailer_is_noted(engine, tmp_path):
+    """A broken GS (or ISA) rejects its sets before any is applied; a wrong GE or IEA is
+    only seen after the sets went through, so it is noted (AK9 E, TA1 E), not claimed undone."""
+    with session_factory(engine)() as session, session.begin():
+        _member(session, "M100")
+    good = _file(tmp_path, [_claim("G1", "M100")], name="good.837").read_text()
+    cases = {
+        "bad-gs.837": good.replace("*20260101*1200*1*X*", "*20261301*1200*1*X*", 1),
+        "bad-ge.837": good.replace("GE*1*1~", "GE*2*1~", 1),
+        "bad-iea.837": good.replace("IEA*1*000000007~", "IEA*1*000000008~", 1),
+    }
+    out = tmp_path / "out"
+    reports = {}
+    for name, text in cases.items():
+        assert text != good, name
+        (tmp_path / name).write_text(text)
+        reports[name] = ingest_file(engine, tmp_path / name, out, actor=ACTOR, now=WHEN)
+    (rejected,) = reports["bad-gs.837"].sets
+    assert rejected.status == "R" and "functional group 1" in rejected.problems[-1]
+    ack = (out / "bad-gs.837.999").read_text()
+    assert "IK5*R*18~" in ack and "AK9*R*1*1*0*1~" in ack
+    assert reports["bad-ge.837"].claims_accepted == 1
+    assert "AK9*E*1*1*1*5~" in (out / "bad-ge.837.999").read_text()
+    assert reports["bad-iea.837"].claims_accepted == 1
+    assert "TA1*000000007*260101*1200*E*001~" in (out / "bad-iea.837.ta1").read_text()
+    assert (out / "bad-iea.837.999").exists()
+    with session_factory(engine)() as session:
+        # G1 stored once: the broken GS applied nothing, the other two the same claim.
+        assert session.scalar(select(func.count()).select_from(Claim)) == 1
+    for name in ("bad-gs.837.999", "bad-ge.837.999", "bad-iea.837.999"):
+        assert pyx12_validate(out / name)[0], name

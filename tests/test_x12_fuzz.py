@@ -194,3 +194,35 @@ def test_ingest_of_mutated_files_never_crashes_and_stores_only_whole_claims(
     assert any(seen), (
         "no mutated file kept any good claim: the fuzzing is too blunt to test anything"
     )
+
+
+def test_an_hl_hierarchy_in_a_circle_is_rejected_not_followed_forever(tmp_path):
+    """Found by this fuzzing: an HL its own parent, or an id used twice so that two HLs
+    name each other, sent the walk up the hierarchy round in a circle (memory without end).
+    Run in a child process with a memory cap, so a regression fails instead of eating the
+    machine."""
+    import subprocess
+    import sys
+
+    text = SEEDS[0]
+    looped = [
+        text.replace("HL*2*1*22*0~", "HL*2*2*22*0~", 1),  # its own parent
+        text.replace("HL*2*1*22*0~", "HL*1*2*22*0~", 1).replace("HL*3*1*22*0~", "HL*2*1*22*0~", 1),
+    ]
+    for n, case in enumerate(looped):
+        assert case != text
+        path = tmp_path / f"circle{n}.837"
+        path.write_text(case)
+        child = (
+            "import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_x12_fuzz import _read\n"
+            f"read, claims = _read(open({str(path)!r}, 'rb').read())\n"
+            "assert all(c.problems for c in claims[:1]), 'the claim under the circle'\n"
+            "print('ok', len(claims))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", child], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]

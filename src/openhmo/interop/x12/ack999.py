@@ -76,10 +76,11 @@ def _group(interchange: OutInterchange, group: Group, received: Interchange) -> 
     ts.add("AK1", group.functional_id[:2] or "HC", group.control[:9] or "0", version)
     statuses = [_set(ts, s) for s in group.sets]
     accepted = sum(1 for s in statuses if s in ("A", "E"))
-    if group.problems or not group.sets:
+    if group.rejected or not group.sets:
         verdict = "R"
     elif accepted == len(statuses):
-        verdict = "E" if "E" in statuses else "A"
+        # A wrong GE is found after the sets went through: noted, not undone.
+        verdict = "E" if "E" in statuses or group.problems else "A"
     else:
         verdict = "P" if accepted else "R"
     codes = [code for code, _ in group.problems][:5]
@@ -93,8 +94,9 @@ def acknowledge(read: FileRead, *, moment: datetime, control: int) -> list[tuple
         interchange = answering(
             received, control=control + n, moment=moment, sender="OPENHMO", receiver="UNKNOWN"
         )
-        for group in received.groups:
-            _group(interchange, group, received)
+        if not received.rejected:
+            for group in received.groups:
+                _group(interchange, group, received)
         if received.problems:
             # The TA1 travels alone, in an interchange of its own, before the 999.
             code = received.problems[0][0]
@@ -111,7 +113,8 @@ def acknowledge(read: FileRead, *, moment: datetime, control: int) -> list[tuple
                     received.control[:9].rjust(9, "0"),
                     received.date[:6],
                     received.time[:4],
-                    "R",
+                    # R: a broken ISA, nothing applied; E: applied, a problem found after.
+                    "R" if received.rejected else "E",
                     code,
                 ]
             )

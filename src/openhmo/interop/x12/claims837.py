@@ -121,9 +121,12 @@ class ClaimsReader(LoopReader):
             self._own_claim_problem(
                 claim, "the claim has no diagnosis (HI with ABK or BK)", "3", "HI"
             )
-        # The loops above the claim: a problem there is every claim's problem.
-        level = self.hl
-        while level is not None:
+        # The loops above the claim: a problem there is every claim's problem. A broken
+        # file can name its HLs in a circle (an HL its own parent, an id used twice):
+        # each is visited once.
+        level, seen = self.hl, set()
+        while level is not None and id(level) not in seen:
+            seen.add(id(level))
             claim.problems.extend(level["problems"])
             level = self.levels.get(level["parent"])
         self.claims += 1

@@ -192,6 +192,9 @@ class Interchange:
     line: int
     groups: list[Group] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (TA1 note code, reason)
+    # A broken ISA rejects the interchange: nothing in it is applied (TA1 "R"). Problems
+    # found later (a wrong IEA, a stray segment) are noted (TA1 "E") on what was applied.
+    rejected: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -211,6 +214,9 @@ class Group:
     line: int
     sets: list[TransactionSet] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (AK905 code, reason)
+    # A broken GS rejects the group (AK9 "R"), none of its sets applied; a wrong GE, found
+    # after its sets went through, is noted (AK9 "E").
+    rejected: bool = False
 
 
 @dataclass(slots=True)
@@ -311,6 +317,7 @@ class _Reader:
                     f"{p.reason} (segment {seg.ordinal}, line {seg.line})",
                 )
             )
+        ic.rejected = bool(ic.problems)
         self.interchange = ic
         self.read.interchanges.append(ic)
 
@@ -345,6 +352,7 @@ class _Reader:
             group.problems.append(
                 ("2", f"GS08 {group.version!r}: OpenHMO reads X12 5010 (005010...)")
             )
+        group.rejected = bool(group.problems) or ic.rejected
         ic.groups.append(group)
         self.group = group
 
@@ -395,7 +403,15 @@ class _Reader:
                     f"not {group.functional_id!r}",
                 )
             )
-        if group.problems or ts.set_problems:
+        if group.rejected and not ts.set_problems:
+            ts.set_problems.append(
+                (
+                    "18",
+                    f"its functional group {group.control} (GS, segment {group.ordinal}) is "
+                    f"rejected: {'; '.join(r for _, r in group.problems) or 'its interchange is'}",
+                )
+            )
+        if ts.set_problems:
             self.handler = _Skip()
         else:
             self.handler = self.handlers[ts.code](ts, self.interchange.delimiters)
