@@ -37,7 +37,7 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import case, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from openhmo.claims.intake import sqlite_write_lock
 from openhmo.claims.models import ADJUDICATED, REPLACED, VOIDED, Claim, ClaimLine, LineDecision
@@ -247,22 +247,42 @@ def payees(session: Session, npis: Iterable[str]) -> dict[str, x835.Payee]:
     """
     out: dict[str, x835.Payee] = {}
     for chunk in _chunks(npis):
-        for org in session.scalars(select(Organization).where(Organization.npi.in_(chunk))):
-            place = session.scalars(
-                select(Location).where(Location.organization_id == org.id).order_by(Location.id)
-            ).first()
-            out[org.npi] = x835.Payee(org.name, org.npi, org.tin, _address(place))
-        for p in session.scalars(select(Provider).where(Provider.npi.in_(chunk))):
-            if p.npi in out:
-                continue
-            place = session.scalars(
+        orgs = session.scalars(select(Organization).where(Organization.npi.in_(chunk))).all()
+        # Each one's first place, in one query for the chunk (not one per payee).
+        org_place: dict[int, Location] = {}
+        if orgs:
+            for place in session.scalars(
                 select(Location)
-                .join(ProviderLocation, ProviderLocation.location_id == Location.id)
-                .where(ProviderLocation.provider_id == p.id)
-                .order_by(ProviderLocation.is_primary.desc(), Location.id)
-            ).first()
+                .where(Location.organization_id.in_([o.id for o in orgs]))
+                .order_by(Location.organization_id, Location.id)
+            ):
+                org_place.setdefault(place.organization_id, place)
+        for org in orgs:
+            out[org.npi] = x835.Payee(org.name, org.npi, org.tin, _address(org_place.get(org.id)))
+        providers = [
+            p
+            for p in session.scalars(
+                select(Provider)
+                .where(Provider.npi.in_(chunk))
+                .options(selectinload(Provider.organization))
+            )
+            if p.npi not in out
+        ]
+        provider_place: dict[int, Location] = {}
+        if providers:
+            rows = session.execute(
+                select(ProviderLocation.provider_id, Location)
+                .join(Location, ProviderLocation.location_id == Location.id)
+                .where(ProviderLocation.provider_id.in_([p.id for p in providers]))
+                .order_by(
+                    ProviderLocation.provider_id, ProviderLocation.is_primary.desc(), Location.id
+                )
+            )
+            for provider_id, place in rows:
+                provider_place.setdefault(provider_id, place)
+        for p in providers:
             tin = p.organization.tin if p.organization is not None else None
-            out[p.npi] = x835.Payee(p.display_name, p.npi, tin, _address(place))
+            out[p.npi] = x835.Payee(p.display_name, p.npi, tin, _address(provider_place.get(p.id)))
     for npi in npis:
         out.setdefault(npi, x835.Payee(f"NPI {npi}", npi))
     return out

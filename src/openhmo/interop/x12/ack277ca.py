@@ -16,8 +16,7 @@ from datetime import datetime
 
 from openhmo.interop.x12.intake837 import Rejection
 from openhmo.interop.x12.model837 import Claim837, Header837
-from openhmo.interop.x12.writer import TransactionSet, amount, composite
-from openhmo.money import MoneyError, parse_money
+from openhmo.interop.x12.writer import TransactionSet, amount, cents, composite
 
 VERSION = "005010X214"
 
@@ -38,10 +37,7 @@ class Payer:
 
 
 def _cents(text: str) -> int:
-    try:
-        return parse_money(text)
-    except MoneyError:
-        return 0
+    return cents(text) or 0
 
 
 def _text(text: str, limit: int = 264) -> str:

@@ -15,12 +15,11 @@ section on balancing (see `remit835`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
 from openhmo.interop.x12.syntax import read_segments
-from openhmo.interop.x12.writer import amount
+from openhmo.interop.x12.writer import amount, cents
 
 
 @dataclass(slots=True)
@@ -35,13 +34,10 @@ class _Claim:
 
 def _cents(text: str) -> int:
     """An X12 decimal as cents, exactly; a fraction of a cent or no number raises."""
-    try:
-        value = Decimal(text or "0") * 100
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount") from None
-    if value != value.to_integral_value():
-        raise ValueError(f"{text!r} has a fraction of a cent")
-    return int(value)
+    found = cents(text or "0")
+    if found is None:
+        raise ValueError(f"{text!r} is not an amount, or has a fraction of a cent")
+    return found
 
 
 def _get(elements: list[str], n: int) -> str:

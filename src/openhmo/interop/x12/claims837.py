@@ -47,6 +47,8 @@ class ClaimsReader(LoopReader):
     """The handler of one 837 transaction set; see the module's docstring."""
 
     RULES = RULES
+    VERSIONS = PROFESSIONAL + INSTITUTIONAL
+    READS = f"837P {', '.join(PROFESSIONAL)} and 837I {', '.join(INSTITUTIONAL)}"
 
     def __init__(
         self, ts: TransactionSet, delimiters: Delimiters, sink: Callable[[Claim837], None]
@@ -55,14 +57,6 @@ class ClaimsReader(LoopReader):
         self.sink = sink
         self.component = delimiters.component
         self.kind = "institutional" if ts.version in INSTITUTIONAL else "professional"
-        if ts.version not in PROFESSIONAL + INSTITUTIONAL:
-            ts.set_problems.append(
-                (
-                    "I6",
-                    f"ST03 {ts.version!r}: OpenHMO reads 837P {', '.join(PROFESSIONAL)} "
-                    f"and 837I {', '.join(INSTITUTIONAL)}",
-                )
-            )
         self.header = Header837()
         self.seen_bht = False
         # The hierarchy: HL id -> (level, the problems of its loops, what it names).

@@ -111,18 +111,6 @@ def _value(value: str, r: Rule, where: str, element: int, component: int | None)
     return None
 
 
-def _fine(value: str, r: Rule) -> bool:
-    """The quick yes of `_value`: no message is built for the (usual) valid element."""
-    kind = r.kind
-    if kind == "ID":
-        if r.codes is not None:
-            return value in r.codes
-        return r.min <= len(value) <= r.max and _CHARACTERS.match(value) is not None
-    if kind == "AN":
-        return r.min <= len(value) <= r.max and _CHARACTERS.match(value) is not None
-    return _value(value, r, "", 0, None) is None
-
-
 def _where(segment: str, n: int, r: Rule, component: int | None = None) -> str:
     text = f"{segment}{n:02d}" + (f"-{component}" if component else "")
     return text + (f" ({r.name})" if r.name else "")
@@ -150,7 +138,8 @@ def check(
 
 
 def _predicate(r: Rule):
-    """A function that says yes to a (non-empty) value rule `r` allows, as `_fine` does."""
+    """A function that says yes to a (non-empty) value rule `r` allows, as `_value` does,
+    without building the message `_value` would give for a refusal."""
     if r.kind == "ID" and r.codes is not None:
         return r.codes.__contains__
     low, high, chars, codes = r.min, r.max, _CHARACTERS.match, r.codes
@@ -275,13 +264,11 @@ def _check(
                             ElementProblem(n, c, "1", f"{where} is required and missing")
                         )
                     continue
-                if not _fine(part, cr):
-                    found = _value(part, cr, _where(segment, n, cr, c), n, c)
-                    if found is not None:
-                        problems.append(found)
+                found = _value(part, cr, _where(segment, n, cr, c), n, c)
+                if found is not None:
+                    problems.append(found)
             continue
-        if not _fine(value, r):
-            found = _value(value, r, _where(segment, n, r), n, None)
-            if found is not None:
-                problems.append(found)
+        found = _value(value, r, _where(segment, n, r), n, None)
+        if found is not None:
+            problems.append(found)
     return problems

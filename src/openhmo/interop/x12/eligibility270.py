@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from openhmo.config import plan_identity
 from openhmo.history.record import record_access
 from openhmo.interop.x12.answer271 import (
     VERSION,
@@ -92,8 +93,6 @@ class Processor:
         now: datetime,
         source: str,
     ) -> None:
-        from openhmo.interop.x12.ingest import payer  # the shell, imported when it runs
-
         result: Result270 | None = ts.result
         if result is None:
             return
@@ -130,13 +129,13 @@ class Processor:
                 }
             )
         if answer is not None and result.inquiries:
-            payer_info = payer()
+            payer_info = plan_identity()
             write_271(
                 answer,
                 result,
                 outcomes,
                 payer_name=payer_info.name,
-                payer_id=payer_info.identifier,
+                payer_id=payer_info.payer_id,
                 now=now,
             )
 

@@ -183,6 +183,8 @@ class EnrollmentReader(LoopReader):
 
     RULES = RULES
     KEEP = None  # a problem keeps the whole value, as those of the element rules do
+    VERSIONS = VERSIONS
+    READS = f"the 834 of {VERSIONS[0]}"
 
     def __init__(
         self,
@@ -193,10 +195,6 @@ class EnrollmentReader(LoopReader):
         super().__init__(ts)
         self.sink = sink
         self.component = delimiters.component
-        if ts.version not in VERSIONS:
-            ts.set_problems.append(
-                ("I6", f"ST03 {ts.version!r}: OpenHMO reads the 834 of {VERSIONS[0]}")
-            )
         self.header = Header834()
         self.seen_bgn = False
         self.seen_n1: set[str] = set()

@@ -130,7 +130,7 @@ def resolve_patients(session: Session, claims: list[Claim837]) -> list[str | Pro
     out: list[str | Problem] = []
 
     def where(c: Claim837, key: str) -> tuple:
-        source = c.where().get(key) or c.where().get("member_number")
+        source = c.sources.get(key) or c.sources.get("member_number")
         if source is None:
             return ("CLM", c.position, c.ordinal, c.line)
         return (source.segment, source.position, source.ordinal, source.line)
@@ -349,7 +349,7 @@ def ingest_file(
                 if isinstance(result, ClaimError):
                     field_name = result.field or "claim"
                     status = "464" if field_name == "replaces_claim_id" else "21"
-                    source = d.claim.where().get(field_name)
+                    source = d.claim.sources.get(field_name)
                     at = (
                         (
                             source.segment,

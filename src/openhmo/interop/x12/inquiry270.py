@@ -175,6 +175,8 @@ class InquiryReader(LoopReader):
     """The handler of one 270 transaction set; see the module's docstring."""
 
     RULES = RULES
+    VERSIONS = VERSIONS
+    READS = f"270s of {', '.join(VERSIONS)}"
 
     def __init__(self, ts: TransactionSet, delimiters: Delimiters) -> None:
         super().__init__(ts)
@@ -184,10 +186,6 @@ class InquiryReader(LoopReader):
         self.order: list[Level] = []
         self.level: Level | None = None
         self.seen_bht = False
-        if ts.version not in VERSIONS:
-            ts.set_problems.append(
-                ("I6", f"ST03 {ts.version!r}: OpenHMO reads 270s of {', '.join(VERSIONS)}")
-            )
 
     def _own(self, problems: list[Problem]) -> None:
         """A problem in a patient's loops is that inquiry's; above them, the whole set's."""

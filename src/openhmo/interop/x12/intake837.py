@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from openhmo.claims.intake import ClaimIn
 from openhmo.interop.x12.envelope import Problem, Source
 from openhmo.interop.x12.model837 import Claim837
-from openhmo.money import MoneyError, parse_money
+from openhmo.interop.x12.writer import cents
 
 # 277CA STC01-2 claim status codes by the field our intake refused (X12 code list 508).
 _STATUS_BY_FIELD = {
@@ -70,7 +70,7 @@ def _problem(
 def _source(claim: Claim837, loc: tuple) -> tuple[str, Source | None]:
     """The most precise source known for a pydantic error location."""
     parts = [str(p) for p in loc]
-    sources = claim.where()
+    sources = claim.sources
     for n in range(len(parts), 0, -1):
         key = ".".join(parts[:n])
         if key in sources:
@@ -93,13 +93,6 @@ def _day(text: str | None) -> date | None:
     try:
         return date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
-        return None
-
-
-def _cents(text: str) -> int | None:
-    try:
-        return parse_money(text)
-    except MoneyError:
         return None
 
 
@@ -160,7 +153,7 @@ def decide(claim: Claim837, patient: str | Problem, *, submitter: str) -> Accept
                 )
             )
             status = status or _status(key)
-        unbalanced = _unbalanced(claim, sum(_cents(ln.charge) or 0 for ln in claim.lines))
+        unbalanced = _unbalanced(claim, sum(cents(ln.charge) or 0 for ln in claim.lines))
         code, entity = status or ("21", None)
         return Rejection(claim, problems + ([unbalanced] if unbalanced else []), "A7", code, entity)
     unbalanced = _unbalanced(claim, claim_in.total_charge_cents)
@@ -171,11 +164,11 @@ def decide(claim: Claim837, patient: str | Problem, *, submitter: str) -> Accept
 
 def _unbalanced(claim: Claim837, lines: int) -> Problem | None:
     """The guide's balancing rule: the claim's total (CLM02) is the sum of its lines."""
-    total = _cents(claim.total_charge)
+    total = cents(claim.total_charge)
     if total is None or total == lines:
         return None
     reason = (
         f"CLM02 {claim.total_charge} is not the sum of the service lines' charges "
         f"({lines // 100}.{lines % 100:02d})"
     )
-    return _problem(claim, claim.where().get("total_charge"), reason, claim.total_charge)
+    return _problem(claim, claim.sources.get("total_charge"), reason, claim.total_charge)

@@ -13,7 +13,9 @@ says it in its own `_own`; the rest is here:
   charges it to the part being read (`_own`);
 - `_check`: the segment against its element rules (`RULES`, or `_rules` where they depend
   on the loop), its problems recorded and charged;
-- `_no_header`: the set lacks the segment its body must start with (BHT, BGN).
+- `_no_header`: the set lacks the segment its body must start with (BHT, BGN);
+- the version check: a set whose ST03 (or GS08) is not one of `VERSIONS` is rejected
+  (IK502 I6), saying what the reader does read (`READS`).
 """
 
 from __future__ import annotations
@@ -45,9 +47,14 @@ class LoopReader:
     # How much of a refused value a problem keeps for the 999's IK404, which holds 99
     # characters (ack999 cuts a longer one, after taking out our delimiters); None: all.
     KEEP: ClassVar[int | None] = 99
+    # The implementation guides (ST03) this reader reads, and how to say so.
+    VERSIONS: ClassVar[tuple[str, ...]] = ()
+    READS: ClassVar[str] = ""
 
     def __init__(self, ts: TransactionSet) -> None:
         self.ts = ts
+        if self.VERSIONS and ts.version not in self.VERSIONS:
+            ts.set_problems.append(("I6", f"ST03 {ts.version!r}: OpenHMO reads {self.READS}"))
         self.loop = "header"
 
     def _own(self, problems: list[Problem]) -> None:

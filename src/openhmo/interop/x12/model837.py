@@ -77,10 +77,6 @@ class Claim837:
     problems: list[Problem] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
 
-    def where(self) -> dict[str, Source]:
-        """Where each value was read (segment, position, element), for a refusal to name."""
-        return self.sources
-
     @property
     def service_from(self) -> str | None:
         days = [ln.service_date for ln in self.lines if ln.service_date] or [self.statement_from]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from openhmo.config import plan_identity
 from openhmo.interop.x12.answers import first_trace
 from openhmo.interop.x12.decide278 import decide
 from openhmo.interop.x12.envelope import TransactionSet
@@ -65,8 +66,6 @@ class Processor:
         now: datetime,
         source: str,
     ) -> None:
-        from openhmo.interop.x12.ingest import payer  # the shell, imported when it runs
-
         request: Request278 | None = ts.result
         if request is None or request.rejects_set:
             return
@@ -91,9 +90,9 @@ class Processor:
         else:
             report.refuse(entry, decision.status, decision.problems, source)
         if answer is not None:
-            info = payer()
+            info = plan_identity()
             write_278(
-                answer, request, decision, payer_name=info.name, payer_id=info.identifier, now=now
+                answer, request, decision, payer_name=info.name, payer_id=info.payer_id, now=now
             )
 
 

@@ -185,6 +185,8 @@ class ReviewReader(LoopReader):
     """The handler of one 278 request set; see the module's docstring."""
 
     RULES = RULES
+    VERSIONS = (VERSION,)
+    READS = f"278s of {VERSION}"
 
     def __init__(self, ts: TransactionSet, delimiters: Delimiters) -> None:
         super().__init__(ts)
@@ -195,8 +197,6 @@ class ReviewReader(LoopReader):
         self.party: Party | None = None
         self.seen_bht = False
         self.position = 1
-        if ts.version != VERSION:
-            ts.set_problems.append(("I6", f"ST03 {ts.version!r}: OpenHMO reads 278s of {VERSION}"))
 
     def _group(self) -> str:
         """Which part of the request the current loop belongs to, for its problems."""

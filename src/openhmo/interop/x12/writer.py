@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from openhmo.interop.x12.syntax import Delimiters
+from openhmo.money import MoneyError, parse_money
 
 if TYPE_CHECKING:
     from openhmo.interop.x12 import envelope
@@ -31,6 +32,15 @@ def amount(cents: int) -> str:
         return f"{sign}{whole}"
     text = f"{frac:02d}".rstrip("0")
     return f"{sign}{whole}.{text}"
+
+
+def cents(text: str) -> int | None:
+    """An X12 decimal (R) as exact cents, the inverse of `amount`; None when it is not an
+    amount of whole cents (a fraction of a cent is refused, never rounded)."""
+    try:
+        return parse_money(text)
+    except MoneyError:
+        return None
 
 
 def number(value) -> str:
