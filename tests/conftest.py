@@ -144,3 +144,23 @@ def session(engine) -> Session:
     """A session on the test database; tests commit through it like the application does."""
     with session_factory(engine)() as s:
         yield s
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_engine(request, tmp_path_factory) -> Engine:
+    """A migrated database of each kind shared by one module's tests (a seeded world)."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("module") / "openhmo.db"
+        shutil.copyfile(template, path)
+        eng = make_engine(f"sqlite:///{path}")
+        yield eng
+        eng.dispose()
+    else:
+        template = request.getfixturevalue("postgres_template")
+        name, eng = _fresh_postgres(template)
+        yield eng
+        eng.dispose()
+        _drop_postgres(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from openhmo.cli import (
+    api,
     billing,
     claims,
     db,
@@ -35,7 +36,9 @@ app.add_typer(referrals.app, name="referrals")
 app.add_typer(claims.app, name="claims")
 app.add_typer(generate.app, name="generate")
 app.add_typer(x12.app, name="x12")
+app.add_typer(api.app, name="api")
 app.command("demo")(demo.demo)
+app.command("serve")(api.serve)
 app.command("what-if")(whatif.what_if_command)
 
 

@@ -84,6 +84,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 def load_all_models() -> None:
     """Import every package's models so Base.metadata knows the whole schema."""
+    import openhmo.access.models
     import openhmo.billing.models
     import openhmo.claims.models
     import openhmo.enrollment.models

@@ -47,3 +47,9 @@ class PhiAccess(Base):
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(120))
     what: Mapped[str] = mapped_column(String(200))
+    # Where the read came from and what it touched (the API's reads; null for older rows).
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(16))
+    resource_type: Mapped[str | None] = mapped_column(String(40))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (Index("ix_phi_access_accessed_at", "accessed_at"),)

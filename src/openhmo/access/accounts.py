@@ -1,0 +1,84 @@
+"""Creating accounts and checking their secrets: the only place a password is compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openhmo.access.models import ROLES, ApiAccount
+from openhmo.access.passwords import hash_secret, verify_secret
+from openhmo.access.scopes import check_account_scopes
+from openhmo.enrollment.models import Member
+from openhmo.history.record import record_change
+from openhmo.network.models import Provider
+
+
+class AccountError(ValueError):
+    """An account that cannot be made as asked (unknown member or NPI, taken name, ...)."""
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    username: str
+    role: str
+    member_number: str | None = None
+    provider_npi: str | None = None
+    scopes: str = ""
+
+
+def create_account(session: Session, new: NewAccount, secret: str, *, actor: str) -> ApiAccount:
+    """Add an account; a member's names the member, a provider office's the provider."""
+    if new.role not in ROLES:
+        raise AccountError(f"role {new.role!r} is not one of {', '.join(ROLES)}")
+    if session.scalar(select(ApiAccount.id).where(ApiAccount.username == new.username)):
+        raise AccountError(f"username {new.username!r} is taken")
+    member_id = provider_id = None
+    if new.role == "member":
+        if not new.member_number:
+            raise AccountError("a member's account needs the member number")
+        member_id = session.scalar(
+            select(Member.id).where(Member.member_number == new.member_number.upper())
+        )
+        if member_id is None:
+            raise AccountError(f"no member {new.member_number}")
+    elif new.member_number:
+        raise AccountError(f"a {new.role} account is not bound to a member")
+    if new.role == "provider":
+        if not new.provider_npi:
+            raise AccountError("a provider office's account needs the provider's NPI")
+        provider_id = session.scalar(select(Provider.id).where(Provider.npi == new.provider_npi))
+        if provider_id is None:
+            raise AccountError(f"no provider with NPI {new.provider_npi}")
+    elif new.provider_npi:
+        raise AccountError(f"a {new.role} account is not bound to a provider")
+    account = ApiAccount(
+        username=new.username,
+        secret_hash=hash_secret(secret),
+        role=new.role,
+        member_id=member_id,
+        provider_id=provider_id,
+        scopes=check_account_scopes(new.role, new.scopes),
+    )
+    session.add(account)
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        entity="api_account",
+        entity_id=str(account.id),
+        action="created",
+        changes={"username": new.username, "role": new.role, "scopes": account.scopes},
+        member_id=member_id,
+    )
+    return account
+
+
+def authenticate(session: Session, username: str, secret: str) -> ApiAccount | None:
+    """The active account with this name and secret, or None (same time either way)."""
+    account = session.scalar(select(ApiAccount).where(ApiAccount.username == username))
+    ok = verify_secret(account.secret_hash if account else None, secret)
+    if account is None or not ok or not account.active:
+        return None
+    return account

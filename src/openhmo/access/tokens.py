@@ -1,0 +1,89 @@
+"""OAuth2 bearer tokens: signed JWTs (HS256) naming the account, its role and its scopes.
+
+The signing key comes from OPENHMO_API_SIGNING_KEY (at least 32 characters); without
+it, a server makes a random key when it starts, so its tokens die with it. No key is
+kept in the code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+ISSUER = "openhmo"
+LIFETIME_SECONDS = 3600
+_ALGORITHM = "HS256"
+
+
+class TokenError(ValueError):
+    """A bearer token that is missing, malformed, expired or not ours."""
+
+
+def signing_key() -> str:
+    key = os.environ.get("OPENHMO_API_SIGNING_KEY")
+    if key is None:
+        return secrets.token_urlsafe(48)
+    if len(key) < 32:
+        raise ValueError("OPENHMO_API_SIGNING_KEY must have at least 32 characters")
+    return key
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    account_id: int
+    username: str
+    role: str
+    scopes: str
+    member_id: int | None
+    provider_id: int | None
+    expires_at: int
+
+
+def issue(key: str, claims: TokenClaims) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "sub": claims.username,
+        "acct": claims.account_id,
+        "role": claims.role,
+        "scope": claims.scopes,
+        "member": claims.member_id,
+        "provider": claims.provider_id,
+        "iat": now,
+        "exp": claims.expires_at,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, key, algorithm=_ALGORITHM)
+
+
+def read(key: str, token: str) -> TokenClaims:
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iss", "sub", "acct", "role", "scope"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("the access token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"the access token is not valid: {exc}") from exc
+    return TokenClaims(
+        account_id=int(payload["acct"]),
+        username=str(payload["sub"]),
+        role=str(payload["role"]),
+        scopes=str(payload["scope"]),
+        member_id=payload.get("member"),
+        provider_id=payload.get("provider"),
+        expires_at=int(payload["exp"]),
+    )
+
+
+def expiry(lifetime: int = LIFETIME_SECONDS) -> int:
+    return int(time.time()) + lifetime

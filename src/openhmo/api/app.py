@@ -1,0 +1,37 @@
+"""The FastAPI application: routers, error handlers, and the database it serves."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import Engine
+
+from openhmo.access.tokens import signing_key
+from openhmo.api import auth, errors
+from openhmo.api.deps import check_token
+from openhmo.api.fhir import router as fhir_router
+from openhmo.api.staff import router as staff_router
+from openhmo.db import make_engine, session_factory
+
+
+def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastAPI:
+    """The API over `engine` (default: the configured database), signing tokens with `key`."""
+    app = FastAPI(
+        title="OpenHMO API",
+        version="0.1.0",
+        description=(
+            "FHIR R4 payer APIs under /fhir (provider directory per Da Vinci PDex Plan-Net, "
+            "Patient Access per CARIN Blue Button, referrals, claims and eligibility) and the "
+            "staff API under /staff. Every call but the public directory needs an OAuth2 "
+            "bearer token from /auth/token."
+        ),
+    )
+    app.state.engine = engine or make_engine()
+    app.state.sessions = session_factory(app.state.engine)
+    app.state.signing_key = key or signing_key()
+    errors.install(app)
+    app.include_router(auth.router)
+    # A token that is sent is checked even where none is needed (RFC 6750 section 3.1).
+    checked = [Depends(check_token)]
+    app.include_router(fhir_router.router, prefix="/fhir", dependencies=checked)
+    app.include_router(staff_router.router, prefix="/staff", dependencies=checked)
+    return app

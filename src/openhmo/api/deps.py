@@ -1,0 +1,104 @@
+"""What every route depends on: one database transaction, and who is calling with what scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openhmo.access.models import ApiAccount
+from openhmo.access.scopes import allows
+from openhmo.access.tokens import TokenError, read
+from openhmo.access.visibility import ANONYMOUS, Caller
+from openhmo.api.errors import ApiError
+
+
+def _session(request: Request) -> Iterator[Session]:
+    """One transaction per call: committed when the route returns, rolled back if it fails.
+
+    The audit rows of a read are in the same transaction as the read, and the commit
+    happens before the answer is sent (scope="function" below), so nothing is shown
+    whose reading was not recorded.
+    """
+    with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+DB = Annotated[Session, Depends(_session, scope="function")]
+
+_BEARER = 'Bearer realm="openhmo"'
+
+
+def _caller(request: Request, session: DB) -> Caller:
+    header = request.headers.get("authorization")
+    address = request.client.host if request.client else ""
+    if not header:
+        return Caller(username=ANONYMOUS.username, role=ANONYMOUS.role, address=address)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "Authorization must be 'Bearer <token>'",
+            code="login",
+            headers={"WWW-Authenticate": _BEARER},
+        )
+    try:
+        claims = read(request.app.state.signing_key, token.strip())
+    except TokenError as exc:
+        raise ApiError(
+            401,
+            str(exc),
+            code="login",
+            headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
+        ) from exc
+    # A disabled account's tokens stop working at once, not when they expire.
+    active = session.scalar(select(ApiAccount.active).where(ApiAccount.id == claims.account_id))
+    if not active:
+        raise ApiError(
+            401,
+            "the account of this token is disabled",
+            code="login",
+            headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
+        )
+    return Caller(
+        username=claims.username,
+        role=claims.role,
+        scopes=claims.scopes,
+        account_id=claims.account_id,
+        member_id=claims.member_id,
+        provider_id=claims.provider_id,
+        address=address,
+    )
+
+
+AnyCaller = Annotated[Caller, Depends(_caller)]
+
+
+def check_token(caller: AnyCaller) -> Caller:
+    """The caller, anonymous or signed in with a good token (a bad one is a 401)."""
+    return caller
+
+
+def require(resource: str, action: str, *, roles: tuple[str, ...] | None = None):
+    """A dependency: the caller, if signed in with a scope for `action` on `resource`."""
+
+    def check(caller: AnyCaller) -> Caller:
+        if caller.anonymous:
+            raise ApiError(
+                401,
+                f"sign in to {action} {resource}",
+                code="login",
+                headers={"WWW-Authenticate": _BEARER},
+            )
+        if roles is not None and caller.role not in roles:
+            raise ApiError(403, f"a {caller.role} may not {action} {resource}", code="forbidden")
+        if not allows(caller.scopes, resource, action):
+            raise ApiError(
+                403, f"the token's scopes do not allow {action} on {resource}", code="forbidden"
+            )
+        return caller
+
+    return check

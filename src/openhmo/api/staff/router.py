@@ -1,0 +1,5 @@
+"""All staff routes under one router (mounted at /staff)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["staff"])

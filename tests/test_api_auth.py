@@ -1,0 +1,117 @@
+"""Tokens, scopes and roles over real HTTP: who gets a token, and what a token lets through."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from api_support import PASSWORD, client, seed_world, serve, token
+from openhmo.access.models import ApiAccount
+from openhmo.db import session_factory
+
+
+@pytest.fixture(scope="module")
+def api(module_engine):
+    world = seed_world(module_engine)
+    with serve(module_engine) as base:
+        yield base, world, module_engine
+
+
+def test_a_password_gives_a_bearer_token_with_the_roles_scopes(api):
+    base, _, _ = api
+    answer = httpx.post(
+        f"{base}/auth/token",
+        data={"grant_type": "password", "username": "ada", "password": PASSWORD},
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "patient/*.read patient/CoverageEligibilityRequest.write"
+    assert answer.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("data", "auth", "status", "error"),
+    [
+        ({"grant_type": "password", "username": "ada", "password": "wrong password!"}, None,
+         400, "invalid_grant"),
+        ({"grant_type": "password", "username": "nobody", "password": PASSWORD}, None,
+         400, "invalid_grant"),
+        ({"grant_type": "password", "username": "clearinghouse", "password": PASSWORD}, None,
+         400, "invalid_grant"),
+        ({"grant_type": "client_credentials"}, ("clearinghouse", "wrong secret!!"), 401,
+         "invalid_client"),
+        ({"grant_type": "client_credentials"}, ("staff", PASSWORD), 401, "invalid_client"),
+        ({"grant_type": "authorization_code"}, None, 400, "unsupported_grant_type"),
+        ({"grant_type": "password", "username": "ada", "password": PASSWORD,
+          "scope": "user/*.read"}, None, 400, "invalid_scope"),
+        ({"grant_type": "password", "username": "ada", "password": PASSWORD,
+          "scope": "patient/Claim.write"}, None, 400, "invalid_scope"),
+    ],
+)
+def test_tokens_are_refused_as_rfc6749_says(api, data, auth, status, error):
+    base, _, _ = api
+    answer = httpx.post(f"{base}/auth/token", data=data, auth=auth)
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+
+
+def test_a_system_client_gets_a_token_with_client_credentials(api):
+    base, _, _ = api
+    answer = httpx.post(
+        f"{base}/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/Claim.write"},
+        auth=("clearinghouse", PASSWORD),
+    )
+    assert answer.status_code == 200
+    assert answer.json()["scope"] == "system/Claim.write"
+
+
+def test_bad_tokens_are_401_with_an_operation_outcome(api):
+    base, _, _ = api
+    forged = token(base, "ada")[:-4] + "AAAA"
+    for header in ("Bearer " + forged, "Bearer", "Basic abc", "Bearer not.a.jwt"):
+        answer = httpx.get(f"{base}/fhir/metadata", headers={"Authorization": header})
+        assert answer.status_code == 401, header
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        body = answer.json()
+        assert body["resourceType"] == "OperationOutcome"
+        assert body["issue"][0]["code"] == "login"
+
+
+def test_a_disabled_account_s_token_stops_working_at_once(api):
+    base, _, engine = api
+    with client(base, "lee") as lee:
+        assert lee.get("/fhir/metadata").status_code == 200
+        with session_factory(engine)() as s:
+            s.execute(update(ApiAccount).where(ApiAccount.username == "lee").values(active=False))
+            s.commit()
+        try:
+            assert lee.get("/fhir/metadata").status_code == 401
+        finally:
+            with session_factory(engine)() as s:
+                s.execute(
+                    update(ApiAccount).where(ApiAccount.username == "lee").values(active=True)
+                )
+                s.commit()
+
+
+def test_passwords_are_stored_as_argon2id_hashes(api):
+    _, _, engine = api
+    with session_factory(engine)() as s:
+        hashes = s.scalars(select(ApiAccount.secret_hash)).all()
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    assert not any(PASSWORD in h for h in hashes)
+
+
+def test_the_capability_statement_names_the_token_endpoint(api):
+    base, _, _ = api
+    answer = httpx.get(f"{base}/fhir/metadata")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    statement = answer.json()
+    assert statement["fhirVersion"] == "4.0.1"
+    security = statement["rest"][0]["security"]
+    uris = security["extension"][0]["extension"]
+    assert uris[0]["valueUri"] == f"{base}/auth/token"
