@@ -46,7 +46,9 @@ def _load_bundle(path: Path) -> list[dict]:
 def _codes(concepts: list[dict]) -> list[str]:
     out: list[str] = []
     for concept in concepts:
-        out.append(concept["code"])
+        props = {p["code"]: p.get("valueBoolean") for p in concept.get("property", [])}
+        if not props.get("notSelectable"):  # abstract grouping code, not usable in data
+            out.append(concept["code"])
         out.extend(_codes(concept.get("concept", [])))
     return out
 
@@ -70,6 +72,14 @@ def _expand(url: str, value_sets: dict, code_systems: dict) -> list[str] | None:
             return None
         codes.extend(_codes(cs.get("concept", [])))
     return codes or None
+
+
+def _type_code(typ: dict) -> str:
+    """R4 types id/url/value of primitives as FHIRPath System.* types; read the FHIR type."""
+    for ext in typ.get("extension", []):
+        if ext["url"].endswith("/structuredefinition-fhir-type"):
+            return ext.get("valueUrl") or ext.get("valueUri") or typ["code"]
+    return typ["code"]
 
 
 def _locate(path: str, defs: dict) -> tuple[str, str] | None:
@@ -114,7 +124,7 @@ def main(definitions_dir: str) -> int:
             path = el["path"]
             if "." not in path or path.endswith("[x]") or "contentReference" in el:
                 continue
-            types = [t["code"] for t in el.get("type", [])]
+            types = [_type_code(t) for t in el.get("type", [])]
             loc = _locate(path, defs)
             if loc is None or len(types) != 1:
                 continue

@@ -2,7 +2,16 @@
 
 from fastapi import APIRouter
 
-from openhmo.api.fhir import metadata
+from openhmo.api.fhir import (
+    audit,
+    claims,
+    directory,
+    eligibility,
+    metadata,
+    patient_access,
+    referrals,
+)
 
 router = APIRouter(tags=["fhir"])
-router.include_router(metadata.router)
+for area in (metadata, directory, patient_access, referrals, claims, eligibility, audit):
+    router.include_router(area.router)
