@@ -129,9 +129,9 @@ def main(definitions_dir: str) -> int:
             if loc is None or len(types) != 1:
                 continue
             definition, prop = loc
-            if types[0] in PRIMITIVES and el.get("min", 0) >= 1:
-                if prop not in defs[definition].get("required", []):
-                    required.setdefault(definition, []).append(prop)
+            required_here = defs[definition].get("required", [])
+            if types[0] in PRIMITIVES and el.get("min", 0) >= 1 and prop not in required_here:
+                required.setdefault(definition, []).append(prop)
             binding = el.get("binding", {})
             if types[0] != "code" or binding.get("strength") != "required":
                 continue
