@@ -7,6 +7,7 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import select
 
 from api_support import client, seed_world, serve
+from fhir_validate import assert_valid_fhir
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller
 from openhmo.db import session_factory
@@ -45,6 +46,7 @@ def test_staff_search_the_audit_by_patient_and_agent(api):
         bundle = staff.get("/fhir/AuditEvent", params={"patient": f"Patient/{world.ada}"}).json()
         assert bundle["total"] == 2
         events = [e["resource"] for e in bundle["entry"]]
+        assert_valid_fhir(bundle)
         for event in events:
             AuditEvent.model_validate(event)
         agents = sorted(e["agent"][0]["who"]["display"] for e in events)
