@@ -25,10 +25,9 @@ def _oauth_uris(request: Request) -> dict:
 def metadata(request: Request):
     resources = []
     for support in sorted(REGISTRY.resources.values(), key=lambda s: s.type):
-        entry: dict = {
-            "type": support.type,
-            "interaction": [{"code": code} for code in support.interactions],
-        }
+        entry: dict = {"type": support.type}
+        if support.interactions:  # FHIR JSON has no empty arrays (Claim: only $submit)
+            entry["interaction"] = [{"code": code} for code in support.interactions]
         if support.profiles:
             entry["supportedProfile"] = list(support.profiles)
         if support.documentation:

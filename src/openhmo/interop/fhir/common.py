@@ -134,10 +134,12 @@ def searchset(
         }
         for r in included or []
     ]
-    return {
+    bundle = {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": total,
         "link": links,
-        "entry": entries,
     }
+    if entries:  # FHIR JSON allows no empty arrays: a search that found nothing has no entry
+        bundle["entry"] = entries
+    return bundle
