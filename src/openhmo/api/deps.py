@@ -14,6 +14,7 @@ from openhmo.access.scopes import allows
 from openhmo.access.tokens import TokenError, read
 from openhmo.access.visibility import ANONYMOUS, Caller
 from openhmo.api.errors import ApiError
+from openhmo.claims.intake import sqlite_write_lock
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -29,10 +30,25 @@ def _session(request: Request) -> Iterator[Session]:
 
 DB = Annotated[Session, Depends(_session, scope="function")]
 
+
+def _write_session(request: Request) -> Iterator[Session]:
+    """A transaction that will write: on SQLite it takes the write lock before any read.
+
+    SQLite refuses (at once, "database is locked") a write in a transaction that read
+    before another writer committed, so a writing route waits for the lock first and
+    then reads what is current (claims.intake.sqlite_write_lock); PostgreSQL needs none.
+    """
+    with request.app.state.sessions() as session, session.begin():
+        sqlite_write_lock(session)
+        yield session
+
+
+WriteDB = Annotated[Session, Depends(_write_session, scope="function")]
+
 _BEARER = 'Bearer realm="openhmo"'
 
 
-def _caller(request: Request, session: DB) -> Caller:
+def _caller(request: Request) -> Caller:
     header = request.headers.get("authorization")
     address = request.client.host if request.client else ""
     if not header:
@@ -54,8 +70,11 @@ def _caller(request: Request, session: DB) -> Caller:
             code="login",
             headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
         ) from exc
-    # A disabled account's tokens stop working at once, not when they expire.
-    active = session.scalar(select(ApiAccount.active).where(ApiAccount.id == claims.account_id))
+    # A disabled account's tokens stop working at once, not when they expire. Its own
+    # short session: the route's transaction then begins with the route's first statement
+    # (on SQLite a writing route must take the write lock before it reads anything).
+    with request.app.state.sessions() as session:
+        active = session.scalar(select(ApiAccount.active).where(ApiAccount.id == claims.account_id))
     if not active:
         raise ApiError(
             401,
