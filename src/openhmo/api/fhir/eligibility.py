@@ -1,5 +1,146 @@
-"""(being written)"""
+"""CoverageEligibilityRequest/$submit: is this person covered, and for what (a FHIR 270/271).
 
-from fastapi import APIRouter
+Who may ask about whom: a member about themself and their minor children; a provider
+office or a system (clearinghouse) about anyone it can name by member number and birth
+date, as in a 270; staff about anyone. A person the caller may not ask about is answered
+exactly as one we do not have (outcome `error`, "no member matches"), so the answer never
+tells whether a member number exists. The answer is built by
+openhmo.interop.fhir.eligibility from what the 271 answers from (interop.x12.lookup270:
+the coverage span of the day, the plan design, the family's accumulators, the PCP), and
+every answer about a member is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openhmo.access.audit import record_reads
+from openhmo.access.visibility import Caller, may_see
+from openhmo.api.deps import DB, require
+from openhmo.api.fhir.capabilities import Operation, ResourceSupport, declare
+from openhmo.api.fhir.inputs import Body, language, refuse
+from openhmo.api.fhir.responses import fhir_response
+from openhmo.config import plan_identity
+from openhmo.db.types import utcnow
+from openhmo.enrollment.models import Member
+from openhmo.enrollment.service import coverage_plan
+from openhmo.i18n import translate
+from openhmo.interop.fhir.eligibility import (
+    EligibilityAsk,
+    Found,
+    eligibility_response,
+    read_request,
+)
+from openhmo.interop.fhir.reading import FhirInputError, unwrap
+from openhmo.interop.x12.answer271 import CATEGORY_SERVICE_TYPE, NETWORK, asked_service_types
+from openhmo.interop.x12.lookup270 import benefits_of, coverage_of
+from openhmo.plans.store import design_of
 
 router = APIRouter()
+
+SUBMIT = "https://openhmo.org/fhir/OperationDefinition/CoverageEligibilityRequest-submit"
+declare(
+    ResourceSupport(
+        type="CoverageEligibilityRequest",
+        interactions=(),
+        operations=(Operation("submit", SUBMIT),),
+        documentation="POST /fhir/CoverageEligibilityRequest/$submit: coverage on a day and, "
+        "for purpose benefits, copays, coinsurance, deductibles and out-of-pocket maximums "
+        "with what is used, and the PCP; answered with a CoverageEligibilityResponse. "
+        "Providers and systems name the patient by member number and birth date.",
+    )
+)
+
+Asker = Annotated[Caller, Depends(require("CoverageEligibilityRequest", "write"))]
+
+
+def _match(session: Session, caller: Caller, ask: EligibilityAsk, today: date) -> Member | None:
+    """The member asked about, if the caller may ask about them (see the module's text)."""
+    number, birth = ask.patient.member_number, ask.patient.birth_date
+    if number is None:
+        return None
+    member = session.scalar(select(Member).where(Member.member_number == number))
+    if member is None:
+        return None
+    if birth is not None and birth != member.birth_date.isoformat():
+        return None
+    if caller.role == "member" and not may_see(session, caller, member.id, today):
+        return None
+    return member
+
+
+def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lang: str) -> Found:
+    eligibility, _, coverage = coverage_of(session, member, day)
+    design = design_of(coverage_plan(session, coverage)) if coverage is not None else None
+    plan_year = design.plan_year_on(day) if design is not None else None
+    benefits = None
+    if eligibility.covered and design is not None:
+        benefits = benefits_of(session, member, design, coverage, day)
+    names = {
+        code: translate(f"category.{category.value}", lang)
+        for category, code in CATEGORY_SERVICE_TYPE.items()
+    }
+    described = {}
+    for category, benefit in (plan_year.benefits if plan_year else {}).items():
+        code = CATEGORY_SERVICE_TYPE.get(category)
+        for tier, share in benefit.cost.items():
+            if code is not None:
+                described[(code, NETWORK[tier])] = share.describe(lang)
+    return Found(
+        member_number=member.member_number,
+        name=member.name,
+        day=day,
+        status=eligibility.status,
+        grace_month=eligibility.grace_month,
+        coverage_id=f"{coverage.id}-{member.member_number}" if coverage is not None else None,
+        plan_name=design.name if design is not None else None,
+        period=(plan_year.starts, plan_year.ends) if plan_year is not None else None,
+        benefits=benefits,
+        wanted=asked_service_types(ask.categories)[0],
+        names=names,
+        described=described,
+    )
+
+
+@router.post(
+    "/CoverageEligibilityRequest/$submit",
+    summary="Ask whether a member is covered; answered with a CoverageEligibilityResponse",
+)
+def submit(request: Request, caller: Asker, session: DB, body: Body):
+    lang = language(request)
+    try:
+        ask = read_request(unwrap(body, "CoverageEligibilityRequest"))
+    except FhirInputError as exc:
+        refuse(exc)
+    today = date.today()
+    day = ask.day or today
+    # A provider or a system must know the birth date, as in a 270; members and staff need not.
+    birth_missing = caller.role in ("provider", "system") and ask.patient.birth_date is None
+    member = None if birth_missing else _match(session, caller, ask, today)
+    found = _found(session, member, day, ask, lang) if member is not None else None
+    response_id = uuid.uuid4().hex
+    answer = eligibility_response(
+        ask,
+        found,
+        response_id=response_id,
+        day=day,
+        identity=plan_identity(),
+        created=utcnow(),
+        language=lang,
+        birth_date_missing=birth_missing,
+    )
+    if member is not None:
+        record_reads(
+            session,
+            caller,
+            [(member.id, "CoverageEligibilityResponse", response_id)],
+            action="read",
+            what="POST /fhir/CoverageEligibilityRequest/$submit",
+        )
+    return fhir_response(answer)

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openhmo.claims.models import FAMILY_HOLDER, Accumulator
-from openhmo.enrollment.eligibility import eligibility_on
-from openhmo.enrollment.models import Member, MemberCoverage
+from openhmo.enrollment.eligibility import Eligibility, eligibility_on
+from openhmo.enrollment.models import Coverage, Member, MemberCoverage
 from openhmo.enrollment.pcp import pcp_of
 from openhmo.enrollment.service import coverage_plan, current_address, tier_on
 from openhmo.interop.x12.answer271 import (
@@ -270,21 +270,32 @@ def _person(session: Session, member: Member, plan_key: str | None, day: date) -
     )
 
 
-def lookup(session: Session, inquiry: Inquiry, day: date) -> Outcome:
-    """The answer to one inquiry on `day`: the member's coverage and benefits, or an AAA."""
-    member = find_patient(session, inquiry)
-    if isinstance(member, Reject):
-        return member
+def coverage_of(
+    session: Session, member: Member, day: date
+) -> tuple[Eligibility, MemberCoverage | None, Coverage | None]:
+    """The member's eligibility on `day`, the span that answers for it, and its coverage.
+
+    The span of that day, else the last one before it, else the first after it (the
+    FHIR CoverageEligibilityResponse answers from it too).
+    """
     eligibility = eligibility_on(session, member.member_number, day)
     spans = session.scalars(
         select(MemberCoverage)
         .where(MemberCoverage.member_id == member.id)
         .order_by(MemberCoverage.effective_date)
     ).all()
-    # The span of that day, else the last one before it, else the first after it.
     before = [s for s in spans if s.effective_date <= day]
     span = before[-1] if before else (spans[0] if spans else None)
     coverage = eligibility.coverage or (span.coverage if span is not None else None)
+    return eligibility, span, coverage
+
+
+def lookup(session: Session, inquiry: Inquiry, day: date) -> Outcome:
+    """The answer to one inquiry on `day`: the member's coverage and benefits, or an AAA."""
+    member = find_patient(session, inquiry)
+    if isinstance(member, Reject):
+        return member
+    eligibility, span, coverage = coverage_of(session, member, day)
     design = design_of(coverage_plan(session, coverage)) if coverage is not None else None
     person = _person(session, member, design.id if design else None, day)
     begin = span.effective_date if span is not None else None
