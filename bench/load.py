@@ -19,6 +19,12 @@ import sys
 import time
 
 import httpx
+import simplejson
+
+
+def _body(body: dict | None) -> bytes | None:
+    # Amounts arrive as Decimals and leave as the same JSON numbers, never through float.
+    return simplejson.dumps(body, use_decimal=True).encode() if body else None
 
 
 async def _run(spec: dict) -> dict:
@@ -28,7 +34,10 @@ async def _run(spec: dict) -> dict:
         headers["Authorization"] = f"Bearer {spec['token']}"
     requests = spec["requests"]
     headers["Content-Type"] = "application/fhir+json"
-    bodies = [json.dumps(r["body"]).encode() if r.get("body") else None for r in requests]
+    bodies = [
+        simplejson.dumps(r["body"], use_decimal=True).encode() if r.get("body") else None
+        for r in requests
+    ]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -81,7 +90,7 @@ async def _run(spec: dict) -> dict:
 
 def main() -> None:
     with open(sys.argv[1]) as file:
-        spec = json.load(file)
+        spec = simplejson.load(file, use_decimal=True)
     print(json.dumps(asyncio.run(_run(spec))))
 
 

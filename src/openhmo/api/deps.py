@@ -44,6 +44,8 @@ def _write_session(request: Request) -> Iterator[Session]:
 
 
 WriteDB = Annotated[Session, Depends(_write_session, scope="function")]
+# A read of personal health data writes its audit rows: it is a writing transaction.
+AuditedDB = WriteDB
 
 _BEARER = 'Bearer realm="openhmo"'
 

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from openhmo.interop.fhir.common import FHIR_JSON, fhir_json, operation_outcome
@@ -85,6 +86,20 @@ def install(app: FastAPI) -> None:
         return error_response(
             request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> Response:
+        # SQLite has one writer at a time; a call that waited its busy timeout for the
+        # lock is told to come back, not that the server broke (nothing was written).
+        if "database is locked" in str(exc.orig):
+            return error_response(
+                request,
+                503,
+                "the database is busy with other writers; try again",
+                code="transient",
+                headers={"Retry-After": "1"},
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -40,6 +40,32 @@ def in_network_clause(network_key: str, day: date):
     )
 
 
+def in_network_set_clause(network_key: str, day: date):
+    """The same condition as in_network_clause, as two uncorrelated IN lists.
+
+    For questions about most of a network at once (how many providers it has): the
+    database builds each list once, where the EXISTS of in_network_clause probes the
+    contracts once per provider. For a page of providers, use in_network_clause.
+    """
+    contracts = (
+        select(Contract.id)
+        .join(Network, Network.id == Contract.network_id)
+        .where(Network.key == network_key, _effective(day))
+    )
+    return or_(
+        Provider.id.in_(
+            contracts.with_only_columns(Contract.provider_id).where(
+                Contract.provider_id.is_not(None)
+            )
+        ),
+        Provider.organization_id.in_(
+            contracts.with_only_columns(Contract.organization_id).where(
+                Contract.organization_id.is_not(None)
+            )
+        ),
+    )
+
+
 def is_in_network(session: Session, provider_id: int, network_key: str, day: date) -> bool:
     return (
         session.scalar(

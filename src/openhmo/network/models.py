@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openhmo.db import Base
@@ -65,6 +76,21 @@ class Provider(Base):
         return f"{name}, {self.credential}" if self.credential else name
 
 
+# The public directory's searches of people (api/fhir/directory_search.py): by name, by
+# specialty or by new patients, in name order, one page at a time; and which practice a
+# provider is in. Partial: facilities are searched as places, not as people.
+_INDIVIDUAL = {
+    "postgresql_where": text("entity_type = 'individual'"),
+    "sqlite_where": text("entity_type = 'individual'"),
+}
+_NAME = (func.lower(Provider.last_name), func.lower(Provider.first_name), Provider.id)
+Index("ix_provider_directory_name", *_NAME, **_INDIVIDUAL)
+Index("ix_provider_directory_given", func.lower(Provider.first_name), **_INDIVIDUAL)
+Index("ix_provider_directory_specialty", Provider.taxonomy_code, *_NAME, **_INDIVIDUAL)
+Index("ix_provider_directory_accepting", Provider.accepting_new_patients, *_NAME, **_INDIVIDUAL)
+Index("ix_provider_directory_organization", Provider.organization_id, Provider.id, **_INDIVIDUAL)
+
+
 class ProviderLanguage(Base):
     __tablename__ = "provider_language"
 
@@ -88,6 +114,9 @@ class Location(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     phone: Mapped[str | None] = mapped_column(String(20))
 
+    # The directory's `near` searches: a latitude/longitude box, then the exact distance.
+    __table_args__ = (Index("ix_location_position", "latitude", "longitude"),)
+
 
 class ProviderLocation(Base):
     __tablename__ = "provider_location"
@@ -95,6 +124,9 @@ class ProviderLocation(Base):
     provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"), primary_key=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("location.id"), primary_key=True)
     is_primary: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    # Who practises at a place (the directory's location searches), without the table.
+    __table_args__ = (Index("ix_provider_location_location", "location_id", "provider_id"),)
 
     location: Mapped[Location] = relationship()
 

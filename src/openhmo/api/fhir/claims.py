@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, provider_npi, visible_members
-from openhmo.api.deps import DB, WriteDB, require
+from openhmo.api.deps import AuditedDB, WriteDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir.capabilities import Operation, ResourceSupport, SearchParam, declare
 from openhmo.api.fhir.inputs import Body, Count, Offset, PlainText, language, refuse
@@ -204,7 +204,7 @@ def submit(request: Request, caller: Submitter, session: WriteDB, body: Body):
     summary="Read a ClaimResponse (the decision on a claim)",
     dependencies=PlainText,
 )
-def read_claim_response(claim_id: str, request: Request, caller: Reader, session: DB):
+def read_claim_response(claim_id: str, request: Request, caller: Reader, session: AuditedDB):
     claim = session.scalar(
         select(Claim).where(Claim.claim_id == claim_id, _visible(session, caller, date.today()))
     )
@@ -223,7 +223,7 @@ def _member_number(value: str) -> str:
 def search_claim_responses(
     request: Request,
     caller: Reader,
-    session: DB,
+    session: AuditedDB,
     patient: str | None = None,
     ids: Annotated[str | None, Query(alias="_id")] = None,
     identifier: str | None = None,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, may_see
-from openhmo.api.deps import DB, require
+from openhmo.api.deps import AuditedDB, require
 from openhmo.api.fhir.capabilities import Operation, ResourceSupport, declare
 from openhmo.api.fhir.inputs import Body, language, refuse
 from openhmo.api.fhir.responses import fhir_response
@@ -112,7 +112,7 @@ def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lan
     "/CoverageEligibilityRequest/$submit",
     summary="Ask whether a member is covered; answered with a CoverageEligibilityResponse",
 )
-def submit(request: Request, caller: Asker, session: DB, body: Body):
+def submit(request: Request, caller: Asker, session: AuditedDB, body: Body):
     lang = language(request)
     try:
         ask = read_request(unwrap(body, "CoverageEligibilityRequest"))

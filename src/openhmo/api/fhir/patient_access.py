@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, provider_npi, visible_members
-from openhmo.api.deps import DB, require
+from openhmo.api.deps import AuditedDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir import patient_access_search as q
 from openhmo.api.fhir.capabilities import ResourceSupport, SearchParam, declare
@@ -181,7 +181,7 @@ def _bundle(request, resource_type, found, total, params, count, offset, include
 
 
 @router.get("/Patient/{patient_id}", summary="Read a Patient (a member)")
-def read_patient(patient_id: str, request: Request, session: DB, caller: PatientReader):
+def read_patient(patient_id: str, request: Request, session: AuditedDB, caller: PatientReader):
     scope = _Scope(session, caller)
     member = session.scalar(
         select(Member).where(Member.member_number == patient_id, scope.member_filter(Member.id))
@@ -196,7 +196,7 @@ def read_patient(patient_id: str, request: Request, session: DB, caller: Patient
 @router.get("/Patient", summary="Search Patients")
 def search_patients(
     request: Request,
-    session: DB,
+    session: AuditedDB,
     caller: PatientReader,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
@@ -224,7 +224,7 @@ def _spans(scope: _Scope) -> Select:
 
 
 @router.get("/Coverage/{coverage_id}", summary="Read a Coverage (a member's span)")
-def read_coverage(coverage_id: str, request: Request, session: DB, caller: CoverageReader):
+def read_coverage(coverage_id: str, request: Request, session: AuditedDB, caller: CoverageReader):
     scope = _Scope(session, caller)
     key = parse_coverage_id(coverage_id)
     span = None
@@ -244,7 +244,7 @@ def read_coverage(coverage_id: str, request: Request, session: DB, caller: Cover
 @router.get("/Coverage", summary="Search Coverages")
 def search_coverages(
     request: Request,
-    session: DB,
+    session: AuditedDB,
     caller: CoverageReader,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
@@ -272,7 +272,7 @@ def _eobs(session, claims: list[Claim]) -> list[tuple[int, dict]]:
 
 
 @router.get("/ExplanationOfBenefit/{eob_id}", summary="Read an ExplanationOfBenefit (a claim)")
-def read_eob(eob_id: str, request: Request, session: DB, caller: EobReader):
+def read_eob(eob_id: str, request: Request, session: AuditedDB, caller: EobReader):
     scope = _Scope(session, caller)
     claim = session.scalar(select(Claim).where(Claim.claim_id == eob_id, scope.claim_filter()))
     if claim is None:
@@ -285,7 +285,7 @@ def read_eob(eob_id: str, request: Request, session: DB, caller: EobReader):
 @router.get("/ExplanationOfBenefit", summary="Search ExplanationOfBenefits")
 def search_eobs(
     request: Request,
-    session: DB,
+    session: AuditedDB,
     caller: EobReader,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,

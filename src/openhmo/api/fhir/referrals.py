@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, may_see, provider_npi, visible_members
-from openhmo.api.deps import DB, WriteDB, require
+from openhmo.api.deps import AuditedDB, WriteDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir.capabilities import ResourceSupport, SearchParam, declare
 from openhmo.api.fhir.inputs import Body, Count, Offset, PlainText, language, refuse
@@ -228,7 +228,9 @@ def _visible(session: Session, caller: Caller) -> Any:
 
 
 @router.get("/ServiceRequest/{referral_number}", summary="Read a referral", dependencies=PlainText)
-def read_referral_resource(referral_number: str, request: Request, caller: Reader, session: DB):
+def read_referral_resource(
+    referral_number: str, request: Request, caller: Reader, session: AuditedDB
+):
     referral = session.scalar(
         select(Referral).where(
             Referral.referral_number == referral_number, _visible(session, caller)
@@ -256,7 +258,7 @@ def _last(value: str) -> str:
 def search_referrals(
     request: Request,
     caller: Reader,
-    session: DB,
+    session: AuditedDB,
     patient: str | None = None,
     requester: str | None = None,
     performer: str | None = None,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller
 from openhmo.adjudication.explain import explanation_text
-from openhmo.api.deps import DB, WriteDB
+from openhmo.api.deps import AuditedDB, WriteDB
 from openhmo.api.errors import ApiError
 from openhmo.api.staff.common import (
     MAX_CENTS,
@@ -232,7 +232,7 @@ def _audit(session: Session, caller: Caller, claim: dict[str, Any], what: str, a
     responses=errors(),
 )
 def pended_queue(
-    session: DB,
+    session: AuditedDB,
     caller: Annotated[Caller, staff("PendedClaim", "read")],
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many lines")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID, description="skip this many lines")] = 0,
@@ -257,7 +257,7 @@ def pended_queue(
 )
 def show_claim(
     claim_id: ClaimId,
-    session: DB,
+    session: AuditedDB,
     caller: Annotated[Caller, staff("PendedClaim", "read")],
     language: Annotated[Language, Query(description="the explanations' language")] = "en",
 ) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller
-from openhmo.api.deps import DB, WriteDB
+from openhmo.api.deps import AuditedDB, WriteDB
 from openhmo.api.errors import ApiError
 from openhmo.api.staff.common import (
     MAX_CENTS,
@@ -224,7 +224,7 @@ def _audit(session: Session, caller: Caller, coverages: list[Coverage], what: st
     responses=errors(_404="no coverage with this id"),
 )
 def coverage_billing(
-    coverage_id: CoverageId, session: DB, caller: Annotated[Caller, staff("Premium", "read")]
+    coverage_id: CoverageId, session: AuditedDB, caller: Annotated[Caller, staff("Premium", "read")]
 ) -> Any:
     coverage = _coverage(session, coverage_id)
     _audit(session, caller, [coverage], f"GET /staff/coverages/{coverage_id}/billing")
@@ -238,7 +238,9 @@ def coverage_billing(
     responses=errors(_404="no member with this number"),
 )
 def member_billing(
-    member_number: MemberNumber, session: DB, caller: Annotated[Caller, staff("Premium", "read")]
+    member_number: MemberNumber,
+    session: AuditedDB,
+    caller: Annotated[Caller, staff("Premium", "read")],
 ) -> Any:
     number = member_number.strip().upper()
     member = session.scalar(select(Member).where(Member.member_number == number))

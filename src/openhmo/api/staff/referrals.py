@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller
-from openhmo.api.deps import DB, WriteDB
+from openhmo.api.deps import AuditedDB, WriteDB
 from openhmo.api.errors import ApiError
 from openhmo.api.staff.common import In, Out, Reason, actor, errors, staff
 from openhmo.claims.context_db import utc
@@ -202,7 +202,7 @@ def _decide(session: Session, find, decide, number: str, caller: Caller, reason:
     responses=errors(),
 )
 def list_referrals(
-    session: DB,
+    session: AuditedDB,
     caller: Annotated[Caller, staff("Referral", "read")],
     status: Annotated[ReferralStatus, Query(description="the referrals' state")] = "requested",
     limit: Limit = 100,
@@ -222,7 +222,7 @@ def list_referrals(
     responses=errors(_404="no referral with this number"),
 )
 def show_referral(
-    number: ReferralNumber, session: DB, caller: Annotated[Caller, staff("Referral", "read")]
+    number: ReferralNumber, session: AuditedDB, caller: Annotated[Caller, staff("Referral", "read")]
 ) -> Any:
     try:
         referral = get_referral(session, number)
@@ -286,7 +286,7 @@ def deny_a_referral(
     responses=errors(),
 )
 def list_prior_auths(
-    session: DB,
+    session: AuditedDB,
     caller: Annotated[Caller, staff("Referral", "read")],
     status: Annotated[AuthStatus, Query(description="the requests' state")] = "requested",
     limit: Limit = 100,
@@ -305,7 +305,7 @@ def list_prior_auths(
     responses=errors(_404="no prior authorization with this number"),
 )
 def show_prior_auth(
-    number: AuthNumber, session: DB, caller: Annotated[Caller, staff("Referral", "read")]
+    number: AuthNumber, session: AuditedDB, caller: Annotated[Caller, staff("Referral", "read")]
 ) -> Any:
     try:
         auth = get_prior_auth(session, number)

@@ -1,0 +1,402 @@
+"""Benchmark: the HTTP API under load over loopback, on SQLite and on PostgreSQL.
+
+For each database it builds a world (the demo's HMO with `--families` families and
+their year of claims, plus `--practitioners` extra practitioners in the directory, each
+with a location and a contract), starts `openhmo serve` (uvicorn, one worker) in its own
+process, and drives it from a second process (bench/load.py, an open-loop generator:
+requests start on schedule whatever the server does, and latency counts from the
+planned start) at a fixed rate for each scenario:
+
+- directory search (anonymous): by specialty near a place, by name, by network and
+  accepting new patients, over all the practitioners;
+- eligibility: CoverageEligibilityRequest/$submit for random members (system token);
+- claim submission: Claim/$submit of a new one-line professional claim for a random
+  member, adjudicated in real time (system token).
+
+It reports requests per second offered and achieved, p50 and p99 latency, and the
+server's peak memory, with the targets of the issue beside them.
+
+    .venv/bin/python bench/bench_api.py [--families 400] [--practitioners 100000]
+        [--seconds 15] [--databases sqlite,postgresql] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import simplejson
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+from _common import TreeMemory  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get(
+    "OPENHMO_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SECRET = "bench-password-" + "x" * 16
+KEY = "bench-signing-key-" + "y" * 32
+MEMBER_SYSTEM = "https://openhmo.org/fhir/sid/member-number"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+
+# The issue's targets on this machine with PostgreSQL: (rate/s, p99 ms).
+TARGETS = {"eligibility": (200, 10.0), "claim": (100, 25.0), "directory": (None, 30.0)}
+
+
+def _machine() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in info.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        if names:
+            return f"{names[0]} x {len(names)}"
+    return platform.processor() or platform.machine()
+
+
+# --- the world -----------------------------------------------------------------------
+
+
+def _database(kind: str, work: Path) -> tuple[str, callable]:
+    """A new empty database of `kind`; its URL and how to drop it."""
+    if kind == "sqlite":
+        path = work / f"bench-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", lambda: None
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from openhmo.db import make_engine
+
+    name = f"openhmo_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return make_url(POSTGRES_ADMIN).set(database=name).render_as_string(False), drop
+
+
+def build_world(url: str, families: int, practitioners: int, work: Path) -> dict:
+    """The demo's HMO, the extra practitioners, and the accounts the load uses."""
+    from directory_data import add_practitioners
+    from sqlalchemy import select
+
+    from openhmo.access.accounts import NewAccount, create_account
+    from openhmo.db import make_engine, migrate, session_factory
+    from openhmo.demo.generator import DemoConfig, build_demo
+    from openhmo.enrollment.models import Member, PcpAssignment
+    from openhmo.network.models import Provider
+
+    engine = make_engine(url)
+    migrate(engine)
+    started = time.monotonic()
+    build_demo(engine, DemoConfig(families=families, workdir=work / "demo-files"))
+    demo_seconds = time.monotonic() - started
+    started = time.monotonic()
+    add_practitioners(engine, practitioners)
+    directory_seconds = time.monotonic() - started
+    sessions = session_factory(engine)
+    with sessions() as s:
+        create_account(s, NewAccount("bench-clearinghouse", "system"), SECRET, actor="bench")
+        day = date(2026, 6, 15)
+        pairs = s.execute(
+            select(Member.member_number, Member.birth_date, Provider.npi)
+            .join(PcpAssignment, PcpAssignment.member_id == Member.id)
+            .join(Provider, Provider.id == PcpAssignment.provider_id)
+            .where(
+                PcpAssignment.effective_from <= day,
+                (PcpAssignment.effective_to.is_(None)) | (PcpAssignment.effective_to >= day),
+            )
+        ).all()
+        s.commit()
+    engine.dispose()
+    return {
+        "members": [(m, b.isoformat(), npi) for m, b, npi in pairs],
+        "demo_seconds": round(demo_seconds, 1),
+        "directory_seconds": round(directory_seconds, 1),
+    }
+
+
+# --- the server ----------------------------------------------------------------------
+
+
+def start_server(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "OPENHMO_DATABASE_URL": url, "OPENHMO_API_SIGNING_KEY": KEY}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "openhmo.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    sys.exit("the server did not start")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(20)
+
+
+def _token(base: str) -> str:
+    answer = httpx.post(
+        f"{base}/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("bench-clearinghouse", SECRET),
+    )
+    answer.raise_for_status()
+    return answer.json()["access_token"]
+
+
+# --- the scenarios -------------------------------------------------------------------
+
+
+def eligibility_request(member: str, birth: str) -> dict:
+    """As a provider's system asks: the patient contained, with the birth date it knows."""
+    return {
+        "resourceType": "CoverageEligibilityRequest",
+        "contained": [
+            {
+                "resourceType": "Patient",
+                "id": "patient",
+                "identifier": [{"system": MEMBER_SYSTEM, "value": member}],
+                "birthDate": birth,
+            }
+        ],
+        "status": "active",
+        "purpose": ["benefits"],
+        "patient": {"reference": "#patient"},
+        "created": "2026-06-15",
+        "servicedDate": "2026-06-15",
+        "insurer": {"display": "OpenHMO"},
+    }
+
+
+def claim_request(member: str, npi: str, key: str, rng: random.Random) -> dict:
+    code, charge = rng.choice([("99213", "150.00"), ("99214", "210.00"), ("99212", "95.00")])
+    return {
+        "resourceType": "Claim",
+        "identifier": [{"system": "https://bench.example/claims", "value": key}],
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
+        "use": "claim",
+        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": member}},
+        "created": "2026-06-15",
+        "provider": {"identifier": {"system": NPI_SYSTEM, "value": npi}},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "OpenHMO"}}],
+        "diagnosis": [
+            {
+                "sequence": 1,
+                "diagnosisCodeableConcept": {
+                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "J06.9"}]
+                },
+            }
+        ],
+        "item": [
+            {
+                "sequence": 1,
+                "productOrService": {
+                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": code}]
+                },
+                "servicedDate": f"2026-{rng.randrange(7, 12):02d}-{rng.randrange(1, 28):02d}",
+                "locationCodeableConcept": {
+                    "coding": [
+                        {
+                            "system": "https://www.cms.gov/Medicare/Coding/place-of-service-codes/"
+                            "Place_of_Service_Code_Set",
+                            "code": "11",
+                        }
+                    ]
+                },
+                "net": {"value": Decimal(charge), "currency": "USD"},
+            }
+        ],
+    }
+
+
+DIRECTORY_QUERIES = [
+    "/fhir/PractitionerRole?specialty=207RC0000X&_count=20",
+    "/fhir/Practitioner?name=smi&_count=20",
+    "/fhir/PractitionerRole?network=Organization/network-openhmo-core&new-patient=newpt&_count=20",
+    "/fhir/Location?near=42.3601|-71.0589|5|mi&_count=20",
+    "/fhir/PractitionerRole?specialty=207Q00000X&new-patient=newpt&_count=20",
+]
+
+
+def run_load(
+    base: str, token: str | None, requests: list[dict], rate: int, seconds: int, work: Path
+) -> dict:
+    spec = {
+        "base": base,
+        "rate": rate,
+        "seconds": seconds,
+        "warmup": 2,
+        "token": token,
+        "requests": requests,
+    }
+    path = work / f"load-{uuid.uuid4().hex[:8]}.json"
+    path.write_text(simplejson.dumps(spec, use_decimal=True))
+    done = subprocess.run(
+        [sys.executable, str(HERE.parent / "load.py"), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        sys.exit(f"the load generator failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_database(kind: str, args, work: Path) -> list[dict]:
+    url, drop = _database(kind, work)
+    try:
+        print(f"\n[{kind}] building the world ...", flush=True)
+        world = build_world(url, args.families, args.practitioners, work)
+        print(
+            f"[{kind}] {len(world['members']):,} members with a PCP; demo in "
+            f"{world['demo_seconds']} s, {args.practitioners:,} practitioners in "
+            f"{world['directory_seconds']} s",
+            flush=True,
+        )
+        port = 18000 + random.randrange(1000)
+        server = start_server(url, port)
+        base = f"http://127.0.0.1:{port}"
+        rows = []
+        try:
+            token = _token(base)
+            rng = random.Random(7)
+            members = world["members"]
+            picks = [rng.choice(members) for _ in range(2000)]
+            scenarios = [
+                (
+                    "directory",
+                    None,
+                    [{"method": "GET", "path": q} for q in DIRECTORY_QUERIES],
+                    args.directory_rate,
+                ),
+                (
+                    "eligibility",
+                    token,
+                    [
+                        {
+                            "method": "POST",
+                            "path": "/fhir/CoverageEligibilityRequest/$submit",
+                            "body": eligibility_request(m, b),
+                        }
+                        for m, b, _ in picks
+                    ],
+                    args.eligibility_rate,
+                ),
+                (
+                    "claim",
+                    token,
+                    [
+                        {
+                            "method": "POST",
+                            "path": "/fhir/Claim/$submit",
+                            "body": claim_request(m, npi, uuid.uuid4().hex, rng),
+                        }
+                        for m, _, npi in picks * 2
+                    ],
+                    args.claim_rate,
+                ),
+            ]
+            with TreeMemory() as memory:
+                for name, bearer, requests, rate in scenarios:
+                    result = run_load(base, bearer, requests, rate, args.seconds, work)
+                    result.update(database=kind, scenario=name)
+                    rows.append(result)
+                    print(
+                        f"[{kind}] {name:12} offered {rate}/s achieved "
+                        f"{result['achieved_rate']}/s p50 {result['p50_ms']} ms "
+                        f"p99 {result['p99_ms']} ms statuses {result['statuses']}",
+                        flush=True,
+                    )
+            for row in rows:
+                row["server_peak_mib"] = round(memory.peak / 2**20)
+        finally:
+            stop_server(server)
+        return rows
+    finally:
+        drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", type=int, default=400)
+    parser.add_argument("--practitioners", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--directory-rate", type=int, default=100)
+    parser.add_argument("--eligibility-rate", type=int, default=200)
+    parser.add_argument("--claim-rate", type=int, default=100)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="openhmo-bench-api-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind in args.databases.split(","):
+        rows += bench_database(kind.strip(), args, work)
+    print(f"\nmachine: {_machine()}, Python {platform.python_version()}")
+    print(
+        f"{'database':11} {'scenario':12} {'offered/s':>9} {'achieved/s':>10} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'target p99':>10} {'non-2xx':>7}"
+    )
+    for row in rows:
+        target = TARGETS[row["scenario"]][1]
+        bad = sum(n for status, n in row["statuses"].items() if not str(status).startswith("2"))
+        print(
+            f"{row['database']:11} {row['scenario']:12} {row['offered_rate']:9} "
+            f"{row['achieved_rate']:10} {row['p50_ms']:7} {row['p99_ms']:7} "
+            f"{target:10} {bad:7}"
+        )
+    (work / "bench_api.json").write_text(json.dumps(rows, indent=2))
+    print(f"\nfigures: {work / 'bench_api.json'}")
+
+
+if __name__ == "__main__":
+    main()

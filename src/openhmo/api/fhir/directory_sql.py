@@ -1,0 +1,191 @@
+"""SQL pieces every directory search shares: string and token matching, distance, paging.
+
+Searches are written so that the database does the filtering, ordering and paging with
+its indexes, and only one page of rows comes back to Python; the total is one COUNT
+(skipped when the page itself shows it, e.g. a first page that is not full).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select
+from sqlalchemy.orm import Session
+
+from openhmo.api.fhir.directory_params import Clause, Query, token
+from openhmo.history.models import ChangeRecord
+from openhmo.network.membership import in_network_clause, in_network_set_clause
+from openhmo.network.models import Location, Network, Provider
+
+EARTH_RADIUS_MILES = 3958.7613
+MILES_PER_DEGREE_LATITUDE = 69.0
+
+
+# A literal, not a bound value, so that the partial indexes on individuals (network.models)
+# serve every plan PostgreSQL makes, generic ones included.
+INDIVIDUAL = Provider.entity_type == literal_column("'individual'")
+NAME_ORDER = (func.lower(Provider.last_name), func.lower(Provider.first_name), Provider.id)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def starts_with(column, value: str) -> ColumnElement[bool]:
+    """lower(column) starts with `value`, lower-cased: a range of the lower(column) index
+    (whatever the collation), and LIKE for the exact rule."""
+    folded = value.lower()
+    if not folded:
+        return column.is_not(None)
+    lowered = func.lower(column)
+    after = folded[:-1] + chr(ord(folded[-1]) + 1)
+    return and_(
+        lowered >= folded,
+        lowered < after,
+        lowered.like(f"{_escape_like(folded)}%", escape="\\"),
+    )
+
+
+def string_match(columns: Sequence, clause: Clause) -> ColumnElement[bool]:
+    """FHIR string search on any of `columns`: starts-with, case-insensitive by default;
+    `:exact` is equality, `:contains` anywhere in the text."""
+    alternatives = []
+    for value in clause.values:
+        for column in columns:
+            if clause.modifier == "exact":
+                alternatives.append(column == value)
+            elif clause.modifier == "contains":
+                pattern = f"%{_escape_like(value.lower())}%"
+                alternatives.append(func.lower(column).like(pattern, escape="\\"))
+            else:
+                alternatives.append(starts_with(column, value))
+    return or_(*alternatives)
+
+
+def strings(query: Query, name: str, columns: Sequence) -> list[ColumnElement[bool]]:
+    return [string_match(columns, clause) for clause in query.all(name)]
+
+
+def token_codes(clause: Clause, system: str) -> list[str]:
+    """The codes of `clause` that belong to `system` (or name no system); a code of
+    another system, or '|code' (explicitly no system), matches nothing."""
+    codes = []
+    for value in clause.values:
+        sys_, code = token(value)
+        if sys_ is None or sys_ == system:
+            if code is not None:
+                codes.append(code)
+            elif sys_ == system:
+                codes.append("*")  # "system|": any code of the system
+    return codes
+
+
+def token_in(column, clause: Clause, system: str, transform=lambda c: c) -> ColumnElement[bool]:
+    codes = token_codes(clause, system)
+    if "*" in codes:
+        return column.is_not(None)
+    values = [v for c in codes if (v := transform(c)) is not None]
+    return column.in_(values) if values else false()
+
+
+def miles_from(latitude: float, longitude: float) -> ColumnElement[float]:
+    """Great-circle miles from a point to each Location (haversine, as reference.geo)."""
+    dlat = func.radians(Location.latitude - latitude) / 2
+    dlon = func.radians(Location.longitude - longitude) / 2
+    a = func.sin(dlat) * func.sin(dlat) + math.cos(math.radians(latitude)) * func.cos(
+        func.radians(Location.latitude)
+    ) * func.sin(dlon) * func.sin(dlon)
+    return 2 * EARTH_RADIUS_MILES * func.asin(func.sqrt(a))
+
+
+def within(latitude: float, longitude: float, miles: float) -> ColumnElement[bool]:
+    """Locations within `miles`: a latitude/longitude box the index can use, then the
+    exact distance."""
+    dlat = miles / MILES_PER_DEGREE_LATITUDE
+    cos = math.cos(math.radians(min(abs(latitude) + dlat, 90.0)))
+    dlon = 360.0 if cos < 0.01 else miles / (MILES_PER_DEGREE_LATITUDE * cos)
+    return and_(
+        Location.latitude.between(latitude - dlat, latitude + dlat),
+        Location.longitude.between(longitude - dlon, longitude + dlon),
+        miles_from(latitude, longitude) <= miles,
+    )
+
+
+def in_any_network(
+    networks: Iterable[Network], day: date, *, whole: bool = False
+) -> ColumnElement[bool]:
+    """In at least one of `networks` on `day`: membership.in_network_clause each, or its
+    set form (in_network_set_clause) when most providers are tested (`whole`)."""
+    form = in_network_set_clause if whole else in_network_clause
+    clauses = [form(n.key, day) for n in networks]
+    return or_(*clauses) if clauses else false()
+
+
+def _count(session: Session, stmt: Select, query: Query) -> int | None:
+    if not query.counted:
+        return None
+    return session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
+def paged(
+    session: Session, stmt: Select, order: Sequence, query: Query, counted: Select
+) -> tuple[list, int | None]:
+    """One page of `stmt` in `order`, and how many rows `counted` (the same search, in
+    the form that is cheapest to count) has; no COUNT when the page shows the total, or
+    when the client asked for none (_total=none: the total is None)."""
+    rows = []
+    if query.count:
+        rows = session.execute(stmt.order_by(*order).limit(query.count).offset(query.offset)).all()
+    if query.count and (0 < len(rows) < query.count or (query.offset == 0 and not rows)):
+        return rows, query.offset + len(rows)
+    return rows, _count(session, counted, query)
+
+
+def paged_with_total(
+    session: Session, stmt: Select, order: Sequence, query: Query
+) -> tuple[list, int | None]:
+    """One page and the total from one query (COUNT(*) OVER ()), for searches that visit
+    every match anyway to order them (by distance, by group); no COUNT of its own unless
+    the page is past the end."""
+    rows = []
+    if query.count and not query.counted:
+        rows = session.execute(stmt.order_by(*order).limit(query.count).offset(query.offset))
+        return [tuple(row) for row in rows], None
+    if query.count:
+        windowed = stmt.add_columns(func.count().over())
+        rows = session.execute(
+            windowed.order_by(*order).limit(query.count).offset(query.offset)
+        ).all()
+    if rows:
+        return [tuple(row[:-1]) for row in rows], rows[0][-1]
+    return [], _count(session, stmt, query)
+
+
+def as_utc(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def newest(*times: datetime | None) -> datetime | None:
+    known = [t for t in (as_utc(t) for t in times) if t is not None]
+    return max(known) if known else None
+
+
+def changed_at(session: Session, entity: str, keys: Iterable[object]) -> dict[str, datetime]:
+    """When each record last changed, by the change history (entity, entity_id)."""
+    keys = sorted({str(k) for k in keys})
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(ChangeRecord.entity_id, func.max(ChangeRecord.occurred_at))
+        .where(ChangeRecord.entity == entity, ChangeRecord.entity_id.in_(keys))
+        .group_by(ChangeRecord.entity_id)
+    ).all()
+    return {key: as_utc(when) for key, when in rows}
+
+
+def networks(session: Session) -> list[Network]:
+    return list(session.scalars(select(Network).order_by(Network.key)))
