@@ -34,20 +34,54 @@ def test_a_password_gives_a_bearer_token_with_the_roles_scopes(api):
 @pytest.mark.parametrize(
     ("data", "auth", "status", "error"),
     [
-        ({"grant_type": "password", "username": "ada", "password": "wrong password!"}, None,
-         400, "invalid_grant"),
-        ({"grant_type": "password", "username": "nobody", "password": PASSWORD}, None,
-         400, "invalid_grant"),
-        ({"grant_type": "password", "username": "clearinghouse", "password": PASSWORD}, None,
-         400, "invalid_grant"),
-        ({"grant_type": "client_credentials"}, ("clearinghouse", "wrong secret!!"), 401,
-         "invalid_client"),
+        (
+            {"grant_type": "password", "username": "ada", "password": "wrong password!"},
+            None,
+            400,
+            "invalid_grant",
+        ),
+        (
+            {"grant_type": "password", "username": "nobody", "password": PASSWORD},
+            None,
+            400,
+            "invalid_grant",
+        ),
+        (
+            {"grant_type": "password", "username": "clearinghouse", "password": PASSWORD},
+            None,
+            400,
+            "invalid_grant",
+        ),
+        (
+            {"grant_type": "client_credentials"},
+            ("clearinghouse", "wrong secret!!"),
+            401,
+            "invalid_client",
+        ),
         ({"grant_type": "client_credentials"}, ("staff", PASSWORD), 401, "invalid_client"),
         ({"grant_type": "authorization_code"}, None, 400, "unsupported_grant_type"),
-        ({"grant_type": "password", "username": "ada", "password": PASSWORD,
-          "scope": "user/*.read"}, None, 400, "invalid_scope"),
-        ({"grant_type": "password", "username": "ada", "password": PASSWORD,
-          "scope": "patient/Claim.write"}, None, 400, "invalid_scope"),
+        (
+            {
+                "grant_type": "password",
+                "username": "ada",
+                "password": PASSWORD,
+                "scope": "user/*.read",
+            },
+            None,
+            400,
+            "invalid_scope",
+        ),
+        (
+            {
+                "grant_type": "password",
+                "username": "ada",
+                "password": PASSWORD,
+                "scope": "patient/Claim.write",
+            },
+            None,
+            400,
+            "invalid_scope",
+        ),
     ],
 )
 def test_tokens_are_refused_as_rfc6749_says(api, data, auth, status, error):
