@@ -31,21 +31,21 @@ from openhmo.interop.fhir.claim import CLAIM_TYPE_SYSTEM, MappedClaim
 from openhmo.interop.fhir.common import (
     CARC_SYSTEM,
     CLAIM_SYSTEM,
-    GROUP_CODE_SYSTEM,
     MEMBER_SYSTEM,
     NPI_SYSTEM,
+    PAYER_ID_SYSTEM,
+    RARC_SYSTEM,
+    cas_reason,
     coding,
     concept,
     money,
 )
 from openhmo.money import format_money
-from openhmo.reference.codes import carc_description, group_description
+from openhmo.reference.codes import carc_description
 
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 C4BB_ADJUDICATION = "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication"
-RARC_SYSTEM = "https://x12.org/codes/remittance-advice-remark-codes"
 PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
-PAYER_ID_SYSTEM = "https://openhmo.org/fhir/sid/payer-id"
 BCP47 = "urn:ietf:bcp:47"
 
 # category -> (system, display, LineDecision column), in the order items list them.
@@ -77,18 +77,6 @@ def insurer(identity: PlanIdentity) -> dict[str, Any]:
         "identifier": {"system": PAYER_ID_SYSTEM, "value": identity.payer_id},
         "display": identity.name,
     }
-
-
-def cas_reason(adjustment: dict[str, Any]) -> dict[str, Any]:
-    """An adjustment's reason: CARC, group code and RARC, as the 835 would send them."""
-    group, carc, rarc = adjustment["group"], adjustment["carc"], adjustment.get("rarc")
-    codings = [
-        coding(CARC_SYSTEM, carc, carc_description(carc) or None),
-        coding(GROUP_CODE_SYSTEM, group, group_description(group) or None),
-    ]
-    if rarc:
-        codings.append(coding(RARC_SYSTEM, rarc))
-    return {"coding": codings, "text": f"{group}-{carc}" + (f" {rarc}" if rarc else "")}
 
 
 def _amount(category: str, cents: int | None, reason: dict | None = None) -> dict[str, Any]:

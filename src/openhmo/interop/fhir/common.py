@@ -8,6 +8,8 @@ from urllib.parse import urlencode
 
 import simplejson
 
+from openhmo.reference.codes import carc_description, group_description
+
 FHIR_VERSION = "4.0.1"
 FHIR_JSON = "application/fhir+json"
 
@@ -23,6 +25,8 @@ ICD9_SYSTEM = "http://hl7.org/fhir/sid/icd-9-cm"
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
 HCPCS_SYSTEM = "https://bluebutton.cms.gov/resources/codesystem/hcpcs"
 CARC_SYSTEM = "https://x12.org/codes/claim-adjustment-reason-codes"
+RARC_SYSTEM = "https://x12.org/codes/remittance-advice-remark-codes"
+PAYER_ID_SYSTEM = "https://openhmo.org/fhir/sid/payer-id"
 GROUP_CODE_SYSTEM = "https://x12.org/codes/claim-adjustment-group-codes"
 POS_SYSTEM = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 USD = "USD"
@@ -85,6 +89,18 @@ def concept(system: str, code: str, display: str | None = None, text: str | None
     if text:
         out["text"] = text
     return out
+
+
+def cas_reason(adjustment: dict[str, Any]) -> dict[str, Any]:
+    """An adjustment's reason: its CARC, group code and RARC, as the 835 would send them."""
+    group, carc, rarc = adjustment["group"], adjustment["carc"], adjustment.get("rarc")
+    codings = [
+        coding(CARC_SYSTEM, carc, carc_description(carc) or None),
+        coding(GROUP_CODE_SYSTEM, group, group_description(group) or None),
+    ]
+    if rarc:
+        codings.append(coding(RARC_SYSTEM, rarc))
+    return {"coding": codings, "text": f"{group}-{carc}" + (f" {rarc}" if rarc else "")}
 
 
 def reference(resource_type: str, resource_id: str, display: str | None = None) -> dict:

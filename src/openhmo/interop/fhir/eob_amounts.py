@@ -16,15 +16,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from openhmo.interop.fhir.common import CARC_SYSTEM, GROUP_CODE_SYSTEM, coding, concept, money
+from openhmo.interop.fhir.common import (
+    cas_reason,
+    concept,
+    money,
+)
 from openhmo.interop.fhir.patient_access import CARIN
-from openhmo.reference.codes import carc_description, group_description
 
 HL7_ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 C4BB_ADJUDICATION = f"{CARIN}/CodeSystem/C4BBAdjudication"
 DISCRIMINATOR = f"{CARIN}/CodeSystem/C4BBAdjudicationDiscriminator"
 PAYER_STATUS = f"{CARIN}/CodeSystem/C4BBPayerAdjudicationStatus"
-RARC_SYSTEM = "https://x12.org/codes/remittance-advice-remark-codes"
 # Amount categories, in the order items and totals list them.
 CATEGORIES: dict[str, tuple[str, str]] = {
     "submitted": (HL7_ADJUDICATION, "Submitted Amount"),
@@ -56,18 +58,6 @@ def _amount(category: str, cents: int, reason: dict | None = None) -> dict[str, 
         out["reason"] = reason
     out["amount"] = money(cents)
     return out
-
-
-def cas_reason(adjustment: dict[str, Any]) -> dict[str, Any]:
-    """An adjustment's reason: its CARC, group code and RARC, as the 835 would send them."""
-    group, carc, rarc = adjustment["group"], adjustment["carc"], adjustment.get("rarc")
-    codings = [
-        coding(CARC_SYSTEM, carc, carc_description(carc) or None),
-        coding(GROUP_CODE_SYSTEM, group, group_description(group) or None),
-    ]
-    if rarc:
-        codings.append(coding(RARC_SYSTEM, rarc))
-    return {"coding": codings, "text": f"{group}-{carc}" + (f" {rarc}" if rarc else "")}
 
 
 def line_adjudications(line: Any, decision: Any) -> list[dict[str, Any]]:

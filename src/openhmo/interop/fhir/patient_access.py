@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from openhmo.config import PlanIdentity
-from openhmo.interop.fhir.common import MEMBER_SYSTEM, coding, concept, reference
+from openhmo.interop.fhir.common import MEMBER_SYSTEM, PAYER_ID_SYSTEM, coding, concept, reference
 
 CARIN = "http://hl7.org/fhir/us/carin-bb"
 CARIN_VERSION = "2.0.0"
@@ -28,7 +28,6 @@ ORGANIZATION_PROFILE = f"{CARIN}/StructureDefinition/C4BB-Organization|{CARIN_VE
 
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
 C4BB_IDENTIFIER_TYPE = f"{CARIN}/CodeSystem/C4BBIdentifierType"
-PAYER_ID_SYSTEM = "https://openhmo.org/fhir/sid/payer-id"
 ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 RELATIONSHIP = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
