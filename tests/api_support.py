@@ -26,6 +26,7 @@ from openhmo.claims.intake import ClaimIn, submit_claim
 from openhmo.claims.service import adjudicate_waiting
 from openhmo.db import session_factory
 from openhmo.enrollment.models import Member
+from openhmo.interop.fhir.common import MEMBER_SYSTEM, NPI_SYSTEM
 from openhmo.referrals.service import request_referral
 from support import ACTOR, choose_pcp_for, family, load_examples, person, price_network, provider
 
@@ -198,3 +199,84 @@ def client(base: str, username: str | None = None) -> httpx.Client:
     if username:
         headers["Authorization"] = f"Bearer {token(base, username)}"
     return httpx.Client(base_url=base, headers=headers, timeout=20)
+
+
+def fhir_claim(
+    member: str,
+    npi: str,
+    key: str,
+    *,
+    code: str = "99213",
+    charge: str = "180.00",
+    day: str = "2026-06-22",
+    diagnosis: str = "I10",
+) -> dict:
+    """A one-line professional Claim as a provider's system sends it to Claim/$submit."""
+    return {
+        "resourceType": "Claim",
+        "identifier": [{"system": "https://office.example/claims", "value": key}],
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                    "code": "professional",
+                }
+            ]
+        },
+        "use": "claim",
+        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": member}},
+        "created": day,
+        "provider": {"identifier": {"system": NPI_SYSTEM, "value": npi}},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "OpenHMO"}}],
+        "diagnosis": [
+            {
+                "sequence": 1,
+                "diagnosisCodeableConcept": {
+                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": diagnosis}]
+                },
+            }
+        ],
+        "item": [
+            {
+                "sequence": 1,
+                "servicedDate": day,
+                "productOrService": {
+                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": code}]
+                },
+                "net": {"value": Decimal(charge), "currency": "USD"},
+            }
+        ],
+    }
+
+
+def fhir_eligibility(
+    member: str,
+    birth: str | None = None,
+    *,
+    day: str = "2026-06-22",
+    purposes: tuple[str, ...] = ("validation", "benefits"),
+) -> dict:
+    """A CoverageEligibilityRequest; with `birth`, the patient contained with their birth
+    date, as a provider's system must send it."""
+    request = {
+        "resourceType": "CoverageEligibilityRequest",
+        "status": "active",
+        "purpose": list(purposes),
+        "created": day,
+        "servicedDate": day,
+        "insurer": {"display": "OpenHMO"},
+        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": member}},
+    }
+    if birth:
+        request["contained"] = [
+            {
+                "resourceType": "Patient",
+                "id": "patient",
+                "identifier": [{"system": MEMBER_SYSTEM, "value": member}],
+                "birthDate": birth,
+            }
+        ]
+        request["patient"] = {"reference": "#patient"}
+    return request

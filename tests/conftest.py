@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -116,12 +118,12 @@ def _drop_postgres(name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request, tmp_path) -> Engine:
-    """A migrated, empty database of each kind."""
+@contextmanager
+def _database(request, folder: Path) -> Iterator[Engine]:
+    """A migrated, empty database of the kind `request.param` names."""
     if request.param == "sqlite":
         template = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "openhmo.db"
+        path = folder / "openhmo.db"
         shutil.copyfile(template, path)
         eng = make_engine(f"sqlite:///{path}")
         yield eng
@@ -132,6 +134,13 @@ def engine(request, tmp_path) -> Engine:
         yield eng
         eng.dispose()
         _drop_postgres(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request, tmp_path) -> Engine:
+    """A migrated, empty database of each kind."""
+    with _database(request, tmp_path) as eng:
+        yield eng
 
 
 @pytest.fixture
@@ -151,16 +160,5 @@ def session(engine) -> Session:
 )
 def module_engine(request, tmp_path_factory) -> Engine:
     """A migrated database of each kind shared by one module's tests (a seeded world)."""
-    if request.param == "sqlite":
-        template = request.getfixturevalue("sqlite_template")
-        path = tmp_path_factory.mktemp("module") / "openhmo.db"
-        shutil.copyfile(template, path)
-        eng = make_engine(f"sqlite:///{path}")
+    with _database(request, tmp_path_factory.mktemp("module")) as eng:
         yield eng
-        eng.dispose()
-    else:
-        template = request.getfixturevalue("postgres_template")
-        name, eng = _fresh_postgres(template)
-        yield eng
-        eng.dispose()
-        _drop_postgres(name)

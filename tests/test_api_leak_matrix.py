@@ -18,11 +18,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api_support import client, seed_world, serve
+from api_support import client, fhir_claim, fhir_eligibility, seed_world, serve
 from openhmo.api.app import create_app
 from openhmo.db import make_engine, session_factory
 from openhmo.enrollment.models import Member, MemberCoverage
-from openhmo.interop.fhir.common import MEMBER_SYSTEM, NPI_SYSTEM, fhir_json
+from openhmo.interop.fhir.common import fhir_json
 
 ROLES = ("anonymous", "ada", "sam", "lee", "welby", "casey", "heart", "staff", "clearinghouse")
 MEMBERS = ("ada", "sam", "kid", "lee")
@@ -272,69 +272,6 @@ def test_the_audit_and_the_staff_api_are_for_staff_only(matrix, role):
     assert not problems, "\n".join(problems)
 
 
-def _claim(member: str, npi: str, key: str) -> dict:
-    return {
-        "resourceType": "Claim",
-        "identifier": [{"system": "https://matrix.example/claims", "value": key}],
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "professional",
-                }
-            ]
-        },
-        "use": "claim",
-        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": member}},
-        "created": "2026-06-22",
-        "provider": {"identifier": {"system": NPI_SYSTEM, "value": npi}},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "OpenHMO"}}],
-        "diagnosis": [
-            {
-                "sequence": 1,
-                "diagnosisCodeableConcept": {
-                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}]
-                },
-            }
-        ],
-        "item": [
-            {
-                "sequence": 1,
-                "servicedDate": "2026-06-22",
-                "productOrService": {
-                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]
-                },
-                "net": {"value": 180, "currency": "USD"},
-            }
-        ],
-    }
-
-
-def _eligibility(member: str, birth: str | None) -> dict:
-    request = {
-        "resourceType": "CoverageEligibilityRequest",
-        "status": "active",
-        "purpose": ["validation"],
-        "created": "2026-06-22",
-        "servicedDate": "2026-06-22",
-        "insurer": {"display": "OpenHMO"},
-        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": member}},
-    }
-    if birth:
-        request["contained"] = [
-            {
-                "resourceType": "Patient",
-                "id": "p",
-                "birthDate": birth,
-                "identifier": [{"system": MEMBER_SYSTEM, "value": member}],
-            }
-        ]
-        request["patient"] = {"reference": "#p"}
-    return request
-
-
 # Who may write what: claims from those who bill (an office for its own claims) and
 # clearinghouses; eligibility questions from anyone signed in, a member only about
 # their own family; referrals from PCP offices and staff.
@@ -371,7 +308,7 @@ def test_writes_are_allowed_only_to_whom_they_belong(matrix, role):
     headers = {"Content-Type": "application/fhir+json"}
     problems = []
     # Welby's claim for Kid: only Welby's office, staff and a clearinghouse may send it.
-    claim = _claim(ids.numbers["kid"], world.welby_npi, f"matrix-{role}")
+    claim = fhir_claim(ids.numbers["kid"], world.welby_npi, f"matrix-{role}")
     answer = http.post("/fhir/Claim/$submit", content=fhir_json(claim), headers=headers)
     if answer.status_code != CLAIM_SUBMIT[role]:
         problems.append(f"Claim/$submit: {answer.status_code}, expected {CLAIM_SUBMIT[role]}")
@@ -399,7 +336,7 @@ def test_writes_are_allowed_only_to_whom_they_belong(matrix, role):
     # Eligibility: is Kid covered? Providers and clearinghouses must know the birth date;
     # a member may ask about themself and their minor children only.
     birth = None if role in ("ada", "sam", "lee") else "2016-03-01"
-    request = _eligibility(ids.numbers["kid"], birth)
+    request = fhir_eligibility(ids.numbers["kid"], birth, purposes=("validation",))
     answer = http.post(
         "/fhir/CoverageEligibilityRequest/$submit", content=fhir_json(request), headers=headers
     )

@@ -15,11 +15,11 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError, ResourceNotFound
 from sqlalchemy import select
 
-from api_support import seed_world, serve, token
+from api_support import fhir_claim, fhir_eligibility, seed_world, serve, token
 from fhir_validate import assert_valid_fhir
 from openhmo.claims.models import Claim, LineDecision
 from openhmo.db import session_factory
-from openhmo.interop.fhir.common import MEMBER_SYSTEM, NPI_SYSTEM
+from openhmo.interop.fhir.common import NPI_SYSTEM
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +63,7 @@ def test_the_office_finds_a_cardiologist_in_the_directory(office):
 
 def test_the_office_checks_eligibility_before_the_visit(office):
     fhir, world, _ = office
-    request = {
-        "resourceType": "CoverageEligibilityRequest",
-        "status": "active",
-        "purpose": ["validation", "benefits"],
-        "created": "2026-06-22",
-        "servicedDate": "2026-06-22",
-        "insurer": {"display": "OpenHMO"},
-        "contained": [
-            {
-                "resourceType": "Patient",
-                "id": "patient",
-                "identifier": [{"system": MEMBER_SYSTEM, "value": world.ada}],
-                "birthDate": "1985-02-14",
-            }
-        ],
-        "patient": {"reference": "#patient"},
-    }
+    request = fhir_eligibility(world.ada, "1985-02-14")
     answer = fhir.resources("CoverageEligibilityRequest").execute("$submit", data=request)
     assert_valid_fhir(answer)
     assert answer["resourceType"] == "CoverageEligibilityResponse"
@@ -89,43 +73,15 @@ def test_the_office_checks_eligibility_before_the_visit(office):
 
 def test_the_office_sends_a_claim_and_reads_its_eob(office):
     fhir, world, engine = office
-    claim = {
-        "resourceType": "Claim",
-        "identifier": [{"system": "https://welby.example/claims", "value": "fhirpy-1"}],
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                    "code": "professional",
-                }
-            ]
-        },
-        "use": "claim",
-        "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": world.sam}},
-        "created": "2026-06-23",
-        "provider": {"identifier": {"system": NPI_SYSTEM, "value": world.welby_npi}},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "OpenHMO"}}],
-        "diagnosis": [
-            {
-                "sequence": 1,
-                "diagnosisCodeableConcept": {
-                    "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "J06.9"}]
-                },
-            }
-        ],
-        "item": [
-            {
-                "sequence": 1,
-                "servicedDate": "2026-06-23",
-                "productOrService": {
-                    "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99214"}]
-                },
-                "net": {"value": 240, "currency": "USD"},
-            }
-        ],
-    }
+    claim = fhir_claim(
+        world.sam,
+        world.welby_npi,
+        "fhirpy-1",
+        code="99214",
+        charge="240.00",
+        day="2026-06-23",
+        diagnosis="J06.9",
+    )
     response = fhir.resources("Claim").execute("$submit", data=claim)
     assert_valid_fhir(response)
     assert response["resourceType"] == "ClaimResponse"

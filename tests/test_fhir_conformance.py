@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from api_support import client, seed_world, serve
+from api_support import client, fhir_claim, fhir_eligibility, seed_world, serve
 from fhir_validate import fhir_problems
-from openhmo.interop.fhir.common import MEMBER_SYSTEM, NPI_SYSTEM, fhir_json
+from openhmo.interop.fhir.common import fhir_json
 
 # What operations answer with, beside the types a server reads and searches.
 ANSWERS = {
@@ -62,53 +62,9 @@ def emitted(module_engine):
             if entries:
                 keep(staff.get(f"/fhir/{resource_type}/{entries[0]['resource']['id']}"))
         headers = {"Content-Type": "application/fhir+json"}
-        claim = {
-            "resourceType": "Claim",
-            "identifier": [{"system": "https://conformance.example", "value": "c-1"}],
-            "status": "active",
-            "type": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/claim-type",
-                        "code": "professional",
-                    }
-                ]
-            },
-            "use": "claim",
-            "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": world.lee}},
-            "created": "2026-06-22",
-            "provider": {"identifier": {"system": NPI_SYSTEM, "value": world.casey_npi}},
-            "priority": {"coding": [{"code": "normal"}]},
-            "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "OpenHMO"}}],
-            "diagnosis": [
-                {
-                    "sequence": 1,
-                    "diagnosisCodeableConcept": {
-                        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}]
-                    },
-                }
-            ],
-            "item": [
-                {
-                    "sequence": 1,
-                    "servicedDate": "2026-06-22",
-                    "productOrService": {
-                        "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]
-                    },
-                    "net": {"value": Decimal("180.00"), "currency": "USD"},
-                }
-            ],
-        }
+        claim = fhir_claim(world.lee, world.casey_npi, "c-1")
         keep(staff.post("/fhir/Claim/$submit", content=fhir_json(claim), headers=headers))
-        eligibility = {
-            "resourceType": "CoverageEligibilityRequest",
-            "status": "active",
-            "purpose": ["validation", "benefits"],
-            "created": "2026-06-22",
-            "servicedDate": "2026-06-22",
-            "insurer": {"display": "OpenHMO"},
-            "patient": {"identifier": {"system": MEMBER_SYSTEM, "value": world.ada}},
-        }
+        eligibility = fhir_eligibility(world.ada)
         keep(
             staff.post(
                 "/fhir/CoverageEligibilityRequest/$submit",
