@@ -12,7 +12,8 @@ from datetime import date
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from openhmo.billing.service import grace_status
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage
@@ -37,13 +38,30 @@ def eligibility_on(session: Session, member_number: str, day: date) -> Eligibili
     member = session.scalar(select(Member).where(Member.member_number == member_number))
     if member is None:
         return Eligibility("not_a_member", reason=f"no member {member_number}")
-    spans = list(
+    return eligibility_of(session, member, day)
+
+
+def spans_of(session: Session, member: Member, *options: ORMOption) -> list[MemberCoverage]:
+    """The member's coverage spans, oldest first, each with its coverage (one round trip).
+
+    `options` are further loader options for callers that go on to read more of them.
+    """
+    return list(
         session.scalars(
             select(MemberCoverage)
             .where(MemberCoverage.member_id == member.id)
-            .order_by(MemberCoverage.effective_date)
-        )
+            .order_by(MemberCoverage.effective_date, MemberCoverage.id)
+            .options(joinedload(MemberCoverage.coverage), *options)
+        ).unique()
     )
+
+
+def eligibility_of(
+    session: Session, member: Member, day: date, spans: list[MemberCoverage] | None = None
+) -> Eligibility:
+    """`eligibility_on` for a member already loaded; `spans` as `spans_of` gives them, if read."""
+    if spans is None:
+        spans = spans_of(session, member)
     current = next(
         (
             s

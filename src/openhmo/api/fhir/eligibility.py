@@ -29,7 +29,6 @@ from openhmo.api.fhir.responses import fhir_response
 from openhmo.config import plan_identity
 from openhmo.db.types import utcnow
 from openhmo.enrollment.models import Member
-from openhmo.enrollment.service import coverage_plan
 from openhmo.i18n import translate
 from openhmo.interop.fhir.eligibility import (
     EligibilityAsk,
@@ -40,7 +39,7 @@ from openhmo.interop.fhir.eligibility import (
 from openhmo.interop.fhir.reading import FhirInputError, unwrap
 from openhmo.interop.x12.answer271 import CATEGORY_SERVICE_TYPE, NETWORK, asked_service_types
 from openhmo.interop.x12.lookup270 import benefits_of, coverage_of
-from openhmo.plans.store import design_of
+from openhmo.plans.store import design_of_plan
 
 router = APIRouter()
 
@@ -77,7 +76,7 @@ def _match(session: Session, caller: Caller, ask: EligibilityAsk, today: date) -
 
 def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lang: str) -> Found:
     eligibility, _, coverage = coverage_of(session, member, day)
-    design = design_of(coverage_plan(session, coverage)) if coverage is not None else None
+    design = design_of_plan(session, coverage.plan_id) if coverage is not None else None
     plan_year = design.plan_year_on(day) if design is not None else None
     benefits = None
     if eligibility.covered and design is not None:

@@ -15,13 +15,13 @@ from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from openhmo.claims.models import FAMILY_HOLDER, Accumulator
-from openhmo.enrollment.eligibility import Eligibility, eligibility_on
+from openhmo.enrollment.eligibility import Eligibility, eligibility_of, spans_of
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage
 from openhmo.enrollment.pcp import pcp_of
-from openhmo.enrollment.service import coverage_plan, current_address, tier_on
+from openhmo.enrollment.service import current_address, tier_on
 from openhmo.interop.x12.answer271 import (
     CATEGORY_SERVICE_TYPE,
     COVERAGE_LEVEL,
@@ -42,7 +42,7 @@ from openhmo.interop.x12.inquiry270 import Inquiry, Level
 from openhmo.network.models import Provider
 from openhmo.plans.cost_share import CostShare
 from openhmo.plans.design import CoverageTier, PlanDesign, PlanYear, TierName
-from openhmo.plans.store import design_of
+from openhmo.plans.store import design_of_plan
 
 # AAA03 for a problem in a patient's own segments, by (loop level, segment, element).
 _REJECT_CODES = {
@@ -278,12 +278,16 @@ def coverage_of(
     The span of that day, else the last one before it, else the first after it (the
     FHIR CoverageEligibilityResponse answers from it too).
     """
-    eligibility = eligibility_on(session, member.member_number, day)
-    spans = session.scalars(
-        select(MemberCoverage)
-        .where(MemberCoverage.member_id == member.id)
-        .order_by(MemberCoverage.effective_date)
-    ).all()
+    # One round trip for the spans, their coverage, and who else each coverage covers
+    # (tier_on reads those when the benefits are asked for).
+    spans = spans_of(
+        session,
+        member,
+        joinedload(MemberCoverage.coverage)
+        .joinedload(Coverage.members)
+        .joinedload(MemberCoverage.member),
+    )
+    eligibility = eligibility_of(session, member, day, spans)
     before = [s for s in spans if s.effective_date <= day]
     span = before[-1] if before else (spans[0] if spans else None)
     coverage = eligibility.coverage or (span.coverage if span is not None else None)
@@ -296,7 +300,7 @@ def lookup(session: Session, inquiry: Inquiry, day: date) -> Outcome:
     if isinstance(member, Reject):
         return member
     eligibility, span, coverage = coverage_of(session, member, day)
-    design = design_of(coverage_plan(session, coverage)) if coverage is not None else None
+    design = design_of_plan(session, coverage.plan_id) if coverage is not None else None
     person = _person(session, member, design.id if design else None, day)
     begin = span.effective_date if span is not None else None
     end = span.termination_date if span is not None else None
