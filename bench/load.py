@@ -107,6 +107,8 @@ async def _run(spec: dict) -> dict:
     latencies = sorted(tally.latencies)
 
     def pct(p: float) -> float:
+        if not latencies:  # nothing answered within the run
+            return float("nan")
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
     return {
@@ -116,7 +118,7 @@ async def _run(spec: dict) -> dict:
         "achieved_rate": round(len(latencies) / elapsed, 1),
         "p50_ms": round(pct(0.50), 2),
         "p99_ms": round(pct(0.99), 2),
-        "max_ms": round(latencies[-1] * 1000, 2),
+        "max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
         "statuses": tally.statuses,
         "errors": tally.errors[:5],
     }
