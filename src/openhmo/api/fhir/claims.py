@@ -27,7 +27,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import false, func, or_, select, true
+from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
@@ -36,7 +36,7 @@ from openhmo.api.deps import AuditedDB, WriteDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir.capabilities import Operation, ResourceSupport, SearchParam, declare
 from openhmo.api.fhir.inputs import Body, Count, Offset, PlainText, language, refuse
-from openhmo.api.fhir.responses import DEFAULT_COUNT, base_url, fhir_response, query_params
+from openhmo.api.fhir.responses import DEFAULT_COUNT, base_url, fhir_response, page, query_params
 from openhmo.claims.intake import ClaimError, submit_claim
 from openhmo.claims.models import RECEIVED, Claim, ClaimLine, LineDecision
 from openhmo.claims.service import adjudicate_claim
@@ -240,8 +240,7 @@ def search_claim_responses(
         if bar and system not in ("", CLAIM_SYSTEM):
             stmt = stmt.where(false())
         stmt = stmt.where(Claim.claim_id == value)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    claims = list(session.scalars(stmt.order_by(Claim.id).limit(count).offset(offset)))
+    total, claims = page(session, stmt, (Claim.id,), count, offset)
     answers = _responses(session, claims, language(request)) if claims else []
     query = request.url.query
     _audit(

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import Select, and_, false, func, or_, select, true
+from sqlalchemy import Select, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
@@ -31,6 +31,7 @@ from openhmo.api.fhir.responses import (
     MAX_COUNT,
     base_url,
     fhir_response,
+    page,
     query_params,
 )
 from openhmo.claims.models import Claim, ClaimLine
@@ -158,12 +159,6 @@ def _not_found(resource_type: str, resource_id: str) -> ApiError:
     return ApiError(404, f"{resource_type}/{resource_id} is not known")
 
 
-def _paged(session, stmt: Select, order, count: int, offset: int) -> tuple[int, list]:
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(*order).limit(count).offset(offset)).all()
-    return total, list(rows)
-
-
 def _bundle(request, resource_type, found, total, params, count, offset, included=()):
     return searchset(
         base_url(request),
@@ -205,7 +200,7 @@ def search_patients(
     q.check_known(params, "Patient", q.PATIENT_PARAMS)
     scope = _Scope(session, caller)
     stmt = select(Member).where(scope.member_filter(Member.id), *q.patient_clauses(params))
-    total, members = _paged(session, stmt, (Member.member_number,), count, offset)
+    total, members = page(session, stmt, (Member.member_number,), count, offset)
     found = patients(session, members, scope.today)
     _audit(session, scope, request, found, "search")
     return fhir_response(_bundle(request, "Patient", found, total, params, count, offset))
@@ -254,7 +249,7 @@ def search_coverages(
     scope = _Scope(session, caller)
     stmt = _spans(scope).where(*q.coverage_clauses(params, scope.today))
     order = (MemberCoverage.coverage_id, Member.member_number)
-    total, spans = _paged(session, stmt, order, count, offset)
+    total, spans = page(session, stmt, order, count, offset)
     found = coverages(session, spans, scope.today, plan_identity())
     _audit(session, scope, request, found, "search")
     return fhir_response(_bundle(request, "Coverage", found, total, params, count, offset))
@@ -295,7 +290,7 @@ def search_eobs(
     includes = q.eob_includes(params)
     scope = _Scope(session, caller)
     stmt = select(Claim).where(scope.claim_filter(), *q.eob_clauses(params))
-    total, claims = _paged(session, stmt, (Claim.id,), count, offset)
+    total, claims = page(session, stmt, (Claim.id,), count, offset)
     found = _eobs(session, claims)
     included: list[tuple[int, dict]] = []
     if "patient" in includes and claims:

@@ -21,7 +21,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import false, func, select, true
+from sqlalchemy import false, select, true
 from sqlalchemy.orm import Session, aliased
 
 from openhmo.access.audit import record_reads
@@ -30,7 +30,7 @@ from openhmo.api.deps import AuditedDB, WriteDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir.capabilities import ResourceSupport, SearchParam, declare
 from openhmo.api.fhir.inputs import Body, Count, Offset, PlainText, language, refuse
-from openhmo.api.fhir.responses import DEFAULT_COUNT, base_url, fhir_response, query_params
+from openhmo.api.fhir.responses import DEFAULT_COUNT, base_url, fhir_response, page, query_params
 from openhmo.categories import ServiceCategory
 from openhmo.claims.models import ReferralUsage
 from openhmo.enrollment.models import Member
@@ -289,8 +289,7 @@ def search_referrals(
         if bar and system not in ("", REFERRAL_SYSTEM):
             stmt = stmt.where(false())
         stmt = stmt.where(Referral.referral_number == value)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    referrals = list(session.scalars(stmt.order_by(Referral.id).limit(count).offset(offset)))
+    total, referrals = page(session, stmt, (Referral.id,), count, offset)
     lang = language(request)
     answers = _resources(session, referrals, lang) if referrals else []
     query = request.url.query

@@ -6,6 +6,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from openhmo.interop.fhir.common import FHIR_JSON, fhir_json
 
@@ -24,3 +26,10 @@ def base_url(request: Request) -> str:
 
 def query_params(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
+
+
+def page(session: Session, stmt: Select, order, count: int, offset: int) -> tuple[int, list]:
+    """One page of a search's rows (in `order`) and how many rows match in all."""
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(*order).limit(count).offset(offset)).all()
+    return total, list(rows)
