@@ -19,7 +19,11 @@ It reports requests per second offered and achieved, p50 and p99 latency, and th
 peak memory of this process tree (server and load generator), with the issue's targets.
 
     .venv/bin/python bench/bench_api.py [--families 400] [--practitioners 100000]
-        [--seconds 15] [--databases sqlite,postgresql] [--work DIR]
+        [--seconds 15] [--databases sqlite,postgresql] [--work DIR] [--workers 1]
+        [--scenarios directory,eligibility,claim] [--keep | --url URL]
+
+`--keep` leaves each world's database in place and prints its URL; `--url` benches such
+a database again without building it (the claims of earlier runs stay in it).
 """
 
 from __future__ import annotations
@@ -100,13 +104,10 @@ def _database(kind: str, work: Path) -> tuple[str, callable]:
 def build_world(url: str, families: int, practitioners: int, work: Path) -> dict:
     """The demo's HMO, the extra practitioners, and the accounts the load uses."""
     from directory_data import add_practitioners
-    from sqlalchemy import select
 
     from openhmo.access.accounts import NewAccount, create_account
     from openhmo.db import make_engine, migrate, session_factory
     from openhmo.demo.generator import DemoConfig, build_demo
-    from openhmo.enrollment.models import Member, PcpAssignment
-    from openhmo.network.models import Provider
 
     engine = make_engine(url)
     migrate(engine)
@@ -116,9 +117,27 @@ def build_world(url: str, families: int, practitioners: int, work: Path) -> dict
     started = time.monotonic()
     add_practitioners(engine, practitioners)
     directory_seconds = time.monotonic() - started
-    sessions = session_factory(engine)
-    with sessions() as s:
+    with session_factory(engine)() as s:
         create_account(s, NewAccount("bench-clearinghouse", "system"), SECRET, actor="bench")
+        s.commit()
+    engine.dispose()
+    return {
+        "members": members_of(url),
+        "demo_seconds": round(demo_seconds, 1),
+        "directory_seconds": round(directory_seconds, 1),
+    }
+
+
+def members_of(url: str) -> list[tuple[str, str, str]]:
+    """(member number, birth date, PCP's NPI) of every member with a PCP on the bench day."""
+    from sqlalchemy import select
+
+    from openhmo.db import make_engine, session_factory
+    from openhmo.enrollment.models import Member, PcpAssignment
+    from openhmo.network.models import Provider
+
+    engine = make_engine(url)
+    with session_factory(engine)() as s:
         day = date(2026, 6, 15)
         pairs = s.execute(
             select(Member.member_number, Member.birth_date, Provider.npi)
@@ -129,19 +148,14 @@ def build_world(url: str, families: int, practitioners: int, work: Path) -> dict
                 (PcpAssignment.effective_to.is_(None)) | (PcpAssignment.effective_to >= day),
             )
         ).all()
-        s.commit()
     engine.dispose()
-    return {
-        "members": [(m, b.isoformat(), npi) for m, b, npi in pairs],
-        "demo_seconds": round(demo_seconds, 1),
-        "directory_seconds": round(directory_seconds, 1),
-    }
+    return [(m, b.isoformat(), npi) for m, b, npi in pairs]
 
 
 # --- the server ----------------------------------------------------------------------
 
 
-def start_server(url: str, port: int) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "OPENHMO_DATABASE_URL": url, "OPENHMO_API_SIGNING_KEY": KEY}
     server = subprocess.Popen(
         [
@@ -157,6 +171,7 @@ def start_server(url: str, port: int) -> subprocess.Popen:
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env=env,
         start_new_session=True,
@@ -174,7 +189,11 @@ def start_server(url: str, port: int) -> subprocess.Popen:
 
 def stop_server(server: subprocess.Popen) -> None:
     os.killpg(server.pid, signal.SIGTERM)
-    server.wait(20)
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:  # a worker still finishing a request: not our figure
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(20)
 
 
 def _token(base: str) -> str:
@@ -307,18 +326,26 @@ def _scenario(name: str, make, rate: int, base: str, token: str | None, args, wo
 
 
 def bench_database(kind: str, args, work: Path) -> list[dict]:
-    url, drop = _database(kind, work)
+    if args.url:
+        url, drop = args.url, lambda: None
+        world = {"members": members_of(url)}
+        print(f"\n[{kind}] {len(world['members']):,} members with a PCP in {url}", flush=True)
+    else:
+        url, drop = _database(kind, work)
+        if args.keep:
+            drop = lambda: print(f"[{kind}] kept: --url {url}", flush=True)  # noqa: E731
     try:
-        print(f"\n[{kind}] building the world ...", flush=True)
-        world = build_world(url, args.families, args.practitioners, work)
-        print(
-            f"[{kind}] {len(world['members']):,} members with a PCP; demo in "
-            f"{world['demo_seconds']} s, {args.practitioners:,} practitioners in "
-            f"{world['directory_seconds']} s",
-            flush=True,
-        )
+        if not args.url:
+            print(f"\n[{kind}] building the world ...", flush=True)
+            world = build_world(url, args.families, args.practitioners, work)
+            print(
+                f"[{kind}] {len(world['members']):,} members with a PCP; demo in "
+                f"{world['demo_seconds']} s, {args.practitioners:,} practitioners in "
+                f"{world['directory_seconds']} s",
+                flush=True,
+            )
         port = 18000 + random.randrange(1000)
-        server = start_server(url, port)
+        server = start_server(url, port, args.workers)
         base = f"http://127.0.0.1:{port}"
         rows = []
         try:
@@ -350,15 +377,20 @@ def bench_database(kind: str, args, work: Path) -> list[dict]:
                     for m, _, npi in (rng.choice(members) for _ in range(n))
                 ]
 
+            wanted = args.scenarios.split(",")
             scenarios = [
-                ("directory", None, directory, args.directory_rate),
-                ("eligibility", token, eligibility, args.eligibility_rate),
-                ("claim", token, claims, args.claim_rate),
+                (name, bearer, make, rate)
+                for name, bearer, make, rate in (
+                    ("directory", None, directory, args.directory_rate),
+                    ("eligibility", token, eligibility, args.eligibility_rate),
+                    ("claim", token, claims, args.claim_rate),
+                )
+                if name in wanted
             ]
             with TreeMemory() as memory:
                 for name, bearer, make, rate in scenarios:
                     for result in _scenario(name, make, rate, base, bearer, args, work):
-                        result.update(database=kind)
+                        result.update(database=kind, workers=args.workers)
                         rows.append(result)
                         print(
                             f"[{kind}] {name:12} {result['mode']:6} offered "
@@ -387,13 +419,22 @@ def main() -> None:
     parser.add_argument("--claim-rate", type=int, default=100)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--scenarios", default="directory,eligibility,claim")
+    parser.add_argument("--keep", action="store_true", help="keep the databases built")
+    parser.add_argument("--url", help="bench this database (kept by --keep) as it is")
     args = parser.parse_args()
+    if args.url:
+        args.databases = "sqlite" if args.url.startswith("sqlite") else "postgresql"
     work = args.work or Path(tempfile.mkdtemp(prefix="openhmo-bench-api-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for kind in args.databases.split(","):
         rows += bench_database(kind.strip(), args, work)
-    print(f"\nmachine: {_machine()}, Python {platform.python_version()}")
+    print(
+        f"\nmachine: {_machine()}, Python {platform.python_version()}, "
+        f"{args.workers} server worker(s)"
+    )
     print(
         f"{'database':11} {'scenario':12} {'mode':6} {'offered/s':>9} {'achieved/s':>10} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'target':>16} {'non-2xx':>7}"

@@ -24,6 +24,7 @@ from importlib import resources
 import yaml
 from sqlalchemy import Engine, func, insert, select
 
+from openhmo.db import refresh_statistics
 from openhmo.network.models import (
     Contract,
     Location,
@@ -221,6 +222,7 @@ def add_practitioners(
                 }
             )
         _insert(conn, Contract, contracts)
+    refresh_statistics(engine)
     return {
         "practitioners": len(provider_ids),
         "organizations": len(org_ids),

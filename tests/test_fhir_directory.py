@@ -343,6 +343,29 @@ def test_paging_links_walk_the_whole_result_in_order(api):
     assert "next" not in {link["relation"] for link in last["link"]}
 
 
+def test_the_count_stops_at_the_cap_unless_accurate_is_asked_for(api, monkeypatch):
+    http, world, _ = api
+    from openhmo.api.fhir import directory_sql
+
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 8)  # exactly as many as there are
+    assert get(http, "/fhir/PractitionerRole?_count=3")["total"] == 8
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 7)  # one fewer: past the cap
+    for url in (
+        "/fhir/PractitionerRole?_count=3",
+        "/fhir/PractitionerRole?_count=3&_total=estimate",
+    ):
+        capped = get(http, url)
+        assert "total" not in capped and ids(capped) == role_ids(world, ROLES_BY_NAME[:3])
+        assert "next" in {link["relation"] for link in capped["link"]}
+    only_count = get(http, "/fhir/Practitioner?_count=0")
+    assert "total" not in only_count and "entry" not in only_count
+    accurate = get(http, "/fhir/PractitionerRole?_count=3&_total=accurate")
+    assert accurate["total"] == 8 and ids(accurate) == role_ids(world, ROLES_BY_NAME[:3])
+    assert get(http, "/fhir/Practitioner?_count=0&_total=accurate")["total"] == 8
+    # A page that is not full shows the total itself, cap or not.
+    assert get(http, "/fhir/PractitionerRole?_count=3&_offset=6")["total"] == 8
+
+
 def test_roles_by_specialty_network_and_new_patients(api):
     http, world, _ = api
     heart = role_ids(world, ["Heart"])

@@ -12,6 +12,10 @@ from openhmo.api.fhir import router as fhir_router
 from openhmo.api.staff import router as staff_router
 from openhmo.db import make_engine, session_factory
 
+# No call waits on the database longer than this (PostgreSQL): a caller gets a 503 and the
+# server's worker is free again, instead of a search that runs on after its caller left.
+STATEMENT_TIMEOUT_MS = 15_000
+
 
 def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastAPI:
     """The API over `engine` (default: the configured database), signing tokens with `key`."""
@@ -25,7 +29,7 @@ def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastA
             "bearer token from /auth/token."
         ),
     )
-    app.state.engine = engine or make_engine()
+    app.state.engine = engine or make_engine(statement_timeout_ms=STATEMENT_TIMEOUT_MS)
     app.state.sessions = session_factory(app.state.engine)
     app.state.signing_key = key or signing_key()
     errors.install(app)

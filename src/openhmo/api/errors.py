@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,6 +99,15 @@ def install(app: FastAPI) -> None:
                 "the database is busy with other writers; try again",
                 code="transient",
                 headers={"Retry-After": "1"},
+            )
+        if isinstance(exc.orig, QueryCanceled):  # PostgreSQL's statement_timeout
+            log.warning("statement timeout on %s %s", request.method, request.url.path)
+            return error_response(
+                request,
+                503,
+                "the database took too long to answer; try again, or narrow the search",
+                code="timeout",
+                headers={"Retry-After": "5"},
             )
         return await _unexpected(request, exc)
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from openhmo.cli.common import actor, console, engine, fail
-from openhmo.db import transaction
+from openhmo.db import refresh_statistics, transaction
 from openhmo.network.directory import search as directory_search
 from openhmo.network.importers.nppes import import_nppes
 from openhmo.network.importers.qhp import import_qhp
@@ -85,11 +85,13 @@ def import_qhp_command(
     reason: Reason = "",
 ) -> None:
     """Import a CMS QHP provider directory: providers, their locations and networks."""
+    eng = engine()
     try:
-        with transaction(engine()) as session:
+        with transaction(eng) as session:
             report = import_qhp(session, file, plans, actor=actor(), reason=reason)
     except ImportFileError as exc:
         raise fail(str(exc)) from None
+    refresh_statistics(eng)
     _show_report(report)
     _finish([report])
 
@@ -118,6 +120,8 @@ def import_tic_command(
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
             continue
         _show_report(reports[-1])
+    if reports:
+        refresh_statistics(eng)
     if failed:
         raise typer.Exit(1)
     _finish(reports)
@@ -139,8 +143,9 @@ def import_nppes_command(
 ) -> None:
     """Import providers from an NPPES-style CSV (see openhmo.network.importers.nppes)."""
     day = _day(effective, "--effective")
+    eng = engine()
     try:
-        with transaction(engine()) as session:
+        with transaction(eng) as session:
             report = import_nppes(
                 session,
                 file,
@@ -152,6 +157,7 @@ def import_nppes_command(
             )
     except ImportFileError as exc:
         raise fail(str(exc)) from None
+    refresh_statistics(eng)
     _show_report(report)
     _finish([report])
 

@@ -30,7 +30,7 @@ from openhmo.billing.service import (
 )
 from openhmo.claims.intake import submit_claims
 from openhmo.claims.service import adjudicate_waiting
-from openhmo.db import session_factory, transaction
+from openhmo.db import refresh_statistics, session_factory, transaction
 from openhmo.demo.claims import CareGenerator
 from openhmo.enrollment.models import Coverage, Member
 from openhmo.enrollment.pcp import auto_assign, choose_pcp
@@ -633,4 +633,5 @@ def build_demo(
     builder.build_network()
     builder.run_year(builder.applicants())
     builder.care_and_claims()
+    refresh_statistics(engine)
     return builder.result

@@ -28,7 +28,7 @@ from openhmo.api.fhir.directory_search import (
     search_roles,
     search_services,
 )
-from openhmo.api.fhir.directory_sql import networks
+from openhmo.api.fhir.directory_sql import COUNT_CAP, networks
 from openhmo.api.fhir.responses import base_url, fhir_response
 from openhmo.config import plan_identity
 from openhmo.interop.fhir import directory as fhir
@@ -45,8 +45,8 @@ _PAGING = (
     SearchParam(
         "_total",
         "token",
-        "accurate (default; estimate is answered accurately) or "
-        "none: no Bundle.total, which spares counting a large result",
+        f"estimate (default): Bundle.total when at most {COUNT_CAP:,} match, else left out; "
+        "accurate: always, however many match; none: never (no count at all)",
     ),
 )
 

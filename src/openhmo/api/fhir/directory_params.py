@@ -45,6 +45,7 @@ class Query:
     include: list[str] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)  # for the Bundle's links
     counted: bool = True  # False for _total=none: no COUNT, no Bundle.total
+    exact: bool = False  # True for _total=accurate: counted however many match
 
     def all(self, name: str) -> list[Clause]:
         return self.clauses.get(name, [])
@@ -95,10 +96,12 @@ def parse(
             query.offset = _number(value, "_offset")
             continue
         if key == "_total":
-            # 'estimate' is answered accurately, as FHIR allows.
+            # Without _total=accurate the count stops at directory_sql.COUNT_CAP: past
+            # it Bundle.total is left out (FHIR allows it), the next link still there.
             if value not in ("none", "estimate", "accurate"):
                 raise bad("_total must be none, estimate or accurate", "_total")
             query.counted = value != "none"
+            query.exact = value == "accurate"
             query.used.append((key, value))
             continue
         if key == "_include":

@@ -2,7 +2,9 @@
 
 Searches are written so that the database does the filtering, ordering and paging with
 its indexes, and only one page of rows comes back to Python; the total is one COUNT
-(skipped when the page itself shows it, e.g. a first page that is not full).
+(skipped when the page itself shows it, e.g. a first page that is not full) that stops
+at COUNT_CAP matches unless the client asks for `_total=accurate`: counting the 90,000
+members of a network costs several times what finding a page of them does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from openhmo.network.models import Location, Network, Provider
 
 EARTH_RADIUS_MILES = 3958.7613
 MILES_PER_DEGREE_LATITUDE = 69.0
+# A count past this many matches is left out of Bundle.total unless _total=accurate.
+COUNT_CAP = 1000
 
 
 # A literal, not a bound value, so that the partial indexes on individuals (network.models)
@@ -124,23 +128,31 @@ def in_any_network(
 
 
 def _count(session: Session, stmt: Select, query: Query) -> int | None:
+    """How many rows `stmt` has: None when not asked for (_total=none), or when there are
+    more than COUNT_CAP and the client did not ask for an accurate count."""
     if not query.counted:
         return None
-    return session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    matches = stmt.order_by(None)
+    if not query.exact:
+        matches = matches.limit(COUNT_CAP + 1)
+    found = session.scalar(select(func.count()).select_from(matches.subquery())) or 0
+    return None if found > COUNT_CAP and not query.exact else found
 
 
 def paged(
     session: Session, stmt: Select, order: Sequence, query: Query, counted: Select
 ) -> tuple[list, int | None]:
-    """One page of `stmt` in `order`, and how many rows `counted` (the same search, in
-    the form that is cheapest to count) has; no COUNT when the page shows the total, or
-    when the client asked for none (_total=none: the total is None)."""
+    """One page of `stmt` in `order`, and how many rows it has (counted in full in the
+    form `counted`, the same search written to be cheapest to count whole); no COUNT
+    when the page shows the total, or when the client asked for none (_total=none)."""
     rows = []
     if query.count:
         rows = session.execute(stmt.order_by(*order).limit(query.count).offset(query.offset)).all()
     if query.count and (0 < len(rows) < query.count or (query.offset == 0 and not rows)):
         return rows, query.offset + len(rows)
-    return rows, _count(session, counted, query)
+    # A count that stops at the cap walks the page's own form, which stops early too; the
+    # form made for counting everything (hashed sets) first reads every contract.
+    return rows, _count(session, counted if query.exact else stmt, query)
 
 
 def paged_with_total(
