@@ -1,8 +1,8 @@
 """What keeps the database's plans good and its callers from waiting forever.
 
-- After a bulk load the planner's statistics are refreshed (db.refresh_statistics), on
-  both databases: a PostgreSQL without autovacuum otherwise plans a directory search
-  over 100,000 providers as if the tables were empty.
+- After a bulk load the planner's statistics are refreshed (db.refresh_statistics, also
+  `openhmo db analyze`), on both databases: a PostgreSQL without autovacuum otherwise
+  plans a directory search over 100,000 providers as if the tables were empty.
 - The API server's statements on PostgreSQL have a timeout: a search stuck behind a lock
   is answered 503 with an OperationOutcome, and the server answers again afterwards.
 """
@@ -14,18 +14,22 @@ import threading
 import httpx
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
 from api_support import serve
-from openhmo.db import make_engine, refresh_statistics, session_factory
+from openhmo.cli.main import app
+from openhmo.db import make_engine, session_factory
 from openhmo.network.service import ensure_network
 from support import ACTOR
 
 
-def test_refresh_statistics_gives_the_planner_the_tables_sizes(engine):
+def test_openhmo_db_analyze_gives_the_planner_the_tables_sizes(engine, database_url, monkeypatch):
     with session_factory(engine)() as s:
         ensure_network(s, "core", "Core Network", actor=ACTOR)
         s.commit()
-    refresh_statistics(engine)
+    monkeypatch.setenv("OPENHMO_DATABASE_URL", database_url)
+    result = CliRunner().invoke(app, ["db", "analyze"])
+    assert result.exit_code == 0 and "Statistics refreshed" in result.output, result.output
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             stats = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE tbl = 'network'"))

@@ -442,6 +442,33 @@ def test_roles_near_a_point_nearest_first_with_their_distance(api):
     assert ids(far)[-1] == role_ids(world, ["Casey"])[0] and far["total"] == 8
 
 
+def test_near_pages_from_a_small_circle_are_the_pages_of_the_whole_circle(api, monkeypatch):
+    """The page is looked for within 1/16, 1/8, 1/4, 1/2 of the distance, then all of it
+    (directory_sql.nearest_first): every page must be the same slice of the one order."""
+    http, world, _ = api
+    from openhmo.api.fhir import directory_sql
+
+    near = f"{BOSTON.lat}|{BOSTON.lon}|40|mi"  # Worcester's Casey only in the widest circle
+    everyone = role_ids(world, ["Welby", "Heart", "Former", "Future", "Nurse", "Welch"])
+    everyone += role_ids(world, ["Outside", "Casey"])
+    for count in (1, 2, 3, 7, 8, 9):
+        for offset in (0, 1, 5, 7, 8):
+            bundle = get(
+                http, f"/fhir/PractitionerRole?location.near={near}&_count={count}&_offset={offset}"
+            )
+            assert ids(bundle) == everyone[offset : offset + count], (count, offset)
+            assert bundle["total"] == 8, (count, offset)
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 3)
+    capped = get(http, f"/fhir/PractitionerRole?location.near={near}&_count=2")
+    assert ids(capped) == everyone[:2] and "total" not in capped
+    assert "next" in {link["relation"] for link in capped["link"]}
+    accurate = get(http, f"/fhir/PractitionerRole?location.near={near}&_count=2&_total=accurate")
+    assert ids(accurate) == everyone[:2] and accurate["total"] == 8
+    whole = get(http, f"/fhir/PractitionerRole?location.near={near}&_count=20")
+    assert ids(whole) == everyone and whole["total"] == 8  # the page shows it
+    assert "total" not in get(http, f"/fhir/PractitionerRole?location.near={near}&_count=0")
+
+
 def test_locations_near_a_point_in_miles_or_kilometres(api):
     http, world, _ = api
     miles = get(http, f"/fhir/Location?near={BOSTON.lat}|{BOSTON.lon}|2|mi")

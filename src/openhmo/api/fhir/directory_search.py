@@ -29,6 +29,7 @@ from openhmo.api.fhir.directory_sql import (
     NAME_ORDER,
     in_any_network,
     miles_from,
+    nearest_first,
     paged,
     paged_with_total,
     strings,
@@ -174,20 +175,25 @@ def search_roles(
     # other filters, the few providers left are looked up in the contracts one by one
     # (in_network_clause); with none, the network is read once (the set form).
     nearest = func.min(miles_from(point.latitude, point.longitude)).label("miles")
-    stmt = (
-        select(ProviderLocation.provider_id, nearest)
-        .join(Location, Location.id == ProviderLocation.location_id)
-        .join(Provider, Provider.id == ProviderLocation.provider_id)
-        .where(
-            within(point.latitude, point.longitude, point.miles),
-            INDIVIDUAL,
-            *where,
-            *network_filter(query, day, known, whole=not where),
+
+    def places(miles: float):
+        return (
+            select(ProviderLocation.provider_id)
+            .join(Location, Location.id == ProviderLocation.location_id)
+            .join(Provider, Provider.id == ProviderLocation.provider_id)
+            .where(
+                within(point.latitude, point.longitude, miles),
+                INDIVIDUAL,
+                *where,
+                *network_filter(query, day, known, whole=not where),
+            )
         )
-        .group_by(ProviderLocation.provider_id)
-    )
+
+    def measured(miles: float):
+        return places(miles).add_columns(nearest).group_by(ProviderLocation.provider_id)
+
     order = (nearest, ProviderLocation.provider_id)
-    rows, total = paged_with_total(session, stmt, order, query)
+    rows, total = nearest_first(session, measured, places, point.miles, order, query)
     found = _by_id(session, Provider, [provider_id for provider_id, _ in rows])
     return [(found[provider_id], distance) for provider_id, distance in rows], total
 

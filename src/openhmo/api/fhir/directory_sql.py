@@ -10,7 +10,7 @@ members of a network costs several times what finding a page of them does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, literal_column, or_, select
@@ -173,6 +173,49 @@ def paged_with_total(
     if rows:
         return [tuple(row[:-1]) for row in rows], rows[0][-1]
     return [], _count(session, stmt, query)
+
+
+def nearest_first(
+    session: Session,
+    measured: Callable[[float], Select],
+    places: Callable[[float], Select],
+    miles: float,
+    order: Sequence,
+    query: Query,
+) -> tuple[list, int | None]:
+    """One page of a search ordered by distance, and its total.
+
+    `measured(r)` is the search within r miles, one row per match with its distance;
+    `places(r)` the same matches before grouping (a row per match and place), which can
+    be counted without measuring them all. The page is looked for in a circle of a
+    sixteenth of the distance first, then an eighth, a quarter, a half: the nearest n
+    matches within a circle are the nearest n of all, and a city fills a small circle, so
+    only its few places are measured and sorted instead of the thousands within the
+    distance (each circle costs about a quarter of the next). The total is then
+    counted as `paged` counts (up to COUNT_CAP unless _total=accurate), the cap checked on
+    the places (more than COUNT_CAP places may still be fewer matches: then the total is
+    left out, which FHIR allows, rather than measuring everything). When not even half
+    the distance holds the page, all of it is measured, and the total comes with it
+    (paged_with_total).
+    """
+    wanted = query.offset + query.count if query.count else 0
+    for share in (1 / 16, 1 / 8, 1 / 4, 1 / 2) if wanted else ():
+        rows = session.execute(measured(miles * share).order_by(*order).limit(wanted)).all()
+        if len(rows) == wanted:
+            page = [tuple(row) for row in rows[query.offset :]]
+            if not query.counted:
+                return page, None
+            if query.exact:
+                whole = measured(miles).order_by(None).subquery()
+                return page, session.scalar(select(func.count()).select_from(whole)) or 0
+            # Up to COUNT_CAP + 1 places, and how many matches they are: all of them when
+            # the places did not reach the cap.
+            ceiling = places(miles).order_by(None).limit(COUNT_CAP + 1).subquery()
+            found, matches = session.execute(
+                select(func.count(), func.count(ceiling.c[0].distinct()))
+            ).one()
+            return page, None if found > COUNT_CAP else matches
+    return paged_with_total(session, measured(miles), order, query)
 
 
 def as_utc(when: datetime | None) -> datetime | None:
