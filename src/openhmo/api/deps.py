@@ -73,10 +73,13 @@ def _caller(request: Request) -> Caller:
             headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
         ) from exc
     # A disabled account's tokens stop working at once, not when they expire. Its own
-    # short session: the route's transaction then begins with the route's first statement
-    # (on SQLite a writing route must take the write lock before it reads anything).
-    with request.app.state.sessions() as session:
-        active = session.scalar(select(ApiAccount.active).where(ApiAccount.id == claims.account_id))
+    # short connection: the route's transaction then begins with the route's first
+    # statement (on SQLite a writing route must take the write lock before it reads
+    # anything); no ORM session, as this one value is read on every call.
+    with request.app.state.engine.connect() as connection:
+        active = connection.scalar(
+            select(ApiAccount.active).where(ApiAccount.id == claims.account_id)
+        )
     if not active:
         raise ApiError(
             401,

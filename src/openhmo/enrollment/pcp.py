@@ -62,6 +62,16 @@ def pcp_of(session: Session, member: Member, day: date) -> PcpAssignment | None:
     )
 
 
+def pcp_provider_of(session: Session, member: Member, day: date) -> Provider | None:
+    """The provider who is `member`'s PCP on `day`, in one query (for answers that show
+    the PCP, such as a 271 or an eligibility response)."""
+    return session.scalar(
+        select(Provider)
+        .join(PcpAssignment, PcpAssignment.provider_id == Provider.id)
+        .where(PcpAssignment.member_id == member.id, _active_on(day))
+    )
+
+
 def unavailable_reasons(
     session: Session, provider: Provider, member: Member, design: PlanDesign, day: date
 ) -> list[str]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, joinedload
 from openhmo.claims.models import FAMILY_HOLDER, Accumulator
 from openhmo.enrollment.eligibility import Eligibility, eligibility_of, spans_of
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage
-from openhmo.enrollment.pcp import pcp_of
+from openhmo.enrollment.pcp import pcp_provider_of
 from openhmo.enrollment.service import current_address, tier_on
 from openhmo.interop.x12.answer271 import (
     CATEGORY_SERVICE_TYPE,
@@ -39,7 +39,6 @@ from openhmo.interop.x12.answer271 import (
 )
 from openhmo.interop.x12.envelope import Problem
 from openhmo.interop.x12.inquiry270 import Inquiry, Level
-from openhmo.network.models import Provider
 from openhmo.plans.cost_share import CostShare
 from openhmo.plans.design import CoverageTier, PlanDesign, PlanYear, TierName
 from openhmo.plans.store import design_of_plan
@@ -207,10 +206,9 @@ def benefits_of(
     """The member's benefits on `day` under `coverage` of plan `design` (which covers them)."""
     tier = tier_on(session, coverage, day)
     plan_year = design.plan_year_on(day)
-    assignment = pcp_of(session, member, day)
+    doctor = pcp_provider_of(session, member, day)
     pcp = None
-    if assignment is not None:
-        doctor = session.get(Provider, assignment.provider_id)
+    if doctor is not None:
         organization = doctor.entity_type == "organization" or not doctor.last_name
         pcp = Pcp(
             doctor.npi,
