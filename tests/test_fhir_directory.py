@@ -519,6 +519,27 @@ def test_healthcare_services_are_what_in_network_providers_offer_where(api):
     assert ids(at) == [f"hcs-{place['Welby']}-207Q00000X", f"hcs-{place['Welby']}-207RC0000X"]
 
 
+def test_healthcare_service_pages_and_totals_with_and_without_the_cap(api, monkeypatch):
+    http, _, _ = api
+    from openhmo.api.fhir import directory_sql
+
+    every = ids(get(http, "/fhir/HealthcareService"))
+    assert len(every) == 6
+    for count, offset in [(2, 0), (2, 2), (4, 4), (1, 5)]:
+        page = get(http, f"/fhir/HealthcareService?_count={count}&_offset={offset}")
+        assert ids(page) == every[offset : offset + count] and page["total"] == 6
+    # The cap is checked on the rows before grouping (a provider at a place): six here.
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 5)
+    capped = get(http, "/fhir/HealthcareService?_count=2")
+    assert ids(capped) == every[:2] and "total" not in capped
+    assert "next" in {link["relation"] for link in capped["link"]}
+    assert get(http, "/fhir/HealthcareService?_count=2&_total=accurate")["total"] == 6
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 6)
+    assert get(http, "/fhir/HealthcareService?_count=2")["total"] == 6
+    accepting = get(http, "/fhir/HealthcareService?new-patient=nopt&_count=0&_total=accurate")
+    assert accepting["total"] == 1  # the grouped count keeps the filter on the group
+
+
 def test_organizations_payer_networks_then_practices(api):
     http, world, _ = api
     everything = get(http, "/fhir/Organization")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import and_, case, exists, false, func, or_, select
+from sqlalchemy import Select, and_, case, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from openhmo.api.fhir.directory_params import Query, one_near, reference_id, token
@@ -239,7 +239,7 @@ def search_services(
 ) -> tuple[list[tuple[int, str, bool]], int | None]:
     """(location id, taxonomy code, accepting new patients) of each service on the page."""
     accepting = func.max(case((Provider.accepting_new_patients.is_(True), 1), else_=0))
-    where = [Provider.taxonomy_code.is_not(None), in_any_network(known, day, whole=True)]
+    where = [Provider.taxonomy_code.is_not(None)]
     for clause in query.all("_id"):
         pairs = [p for v in clause.values if (p := parse_service_id(v))]
         where.append(
@@ -264,14 +264,27 @@ def search_services(
             )
         )
     having = _accepting(query, lambda flag: accepting == (1 if flag else 0))
-    stmt = (
-        select(ProviderLocation.location_id, Provider.taxonomy_code, accepting)
+
+    def services(in_network) -> Select:
+        stmt = (
+            select(ProviderLocation.location_id, Provider.taxonomy_code, accepting)
+            .join(Provider, Provider.id == ProviderLocation.provider_id)
+            .where(*where, in_network)
+            .group_by(ProviderLocation.location_id, Provider.taxonomy_code)
+        )
+        return stmt.having(and_(*having)) if having else stmt
+
+    # Walked in the order of the places (their index), with the network looked up row by
+    # row, the groups come one after another and a page stops early; a count stops at the
+    # cap of rows before grouping. An accurate total groups them all, the network read
+    # once (the set form).
+    by_row = in_any_network(known, day)
+    ceiling = (
+        select(ProviderLocation.location_id)
         .join(Provider, Provider.id == ProviderLocation.provider_id)
-        .where(*where)
-        .group_by(ProviderLocation.location_id, Provider.taxonomy_code)
+        .where(*where, by_row)
     )
-    if having:
-        stmt = stmt.having(and_(*having))
     order = (ProviderLocation.location_id, Provider.taxonomy_code)
-    rows, total = paged_with_total(session, stmt, order, query)
+    whole = services(in_any_network(known, day, whole=True))
+    rows, total = paged(session, services(by_row), order, query, whole, ceiling=ceiling)
     return [(loc, code, bool(flag)) for loc, code, flag in rows], total

@@ -140,11 +140,20 @@ def _count(session: Session, stmt: Select, query: Query) -> int | None:
 
 
 def paged(
-    session: Session, stmt: Select, order: Sequence, query: Query, counted: Select
+    session: Session,
+    stmt: Select,
+    order: Sequence,
+    query: Query,
+    counted: Select,
+    *,
+    ceiling: Select | None = None,
 ) -> tuple[list, int | None]:
     """One page of `stmt` in `order`, and how many rows it has (counted in full in the
     form `counted`, the same search written to be cheapest to count whole); no COUNT
-    when the page shows the total, or when the client asked for none (_total=none)."""
+    when the page shows the total, or when the client asked for none (_total=none).
+    `ceiling`, when given, is the search before grouping (a row per matching row of the
+    groups): more than COUNT_CAP of those and the total is left out without grouping them
+    all (FHIR allows it), though the groups may be fewer."""
     rows = []
     if query.count:
         rows = session.execute(stmt.order_by(*order).limit(query.count).offset(query.offset)).all()
@@ -152,6 +161,10 @@ def paged(
         return rows, query.offset + len(rows)
     # A count that stops at the cap walks the page's own form, which stops early too; the
     # form made for counting everything (hashed sets) first reads every contract.
+    if ceiling is not None and query.counted and not query.exact:
+        rows_under = ceiling.order_by(None).limit(COUNT_CAP + 1).subquery()
+        if (session.scalar(select(func.count()).select_from(rows_under)) or 0) > COUNT_CAP:
+            return rows, None
     return rows, _count(session, counted if query.exact else stmt, query)
 
 
