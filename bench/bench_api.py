@@ -331,14 +331,15 @@ def _scenario(name: str, make, rate: int, base: str, token: str | None, args, wo
 def bench_database(kind: str, args, work: Path) -> list[dict]:
     if args.url:
         url, drop = args.url, lambda: None
-        world = {"members": members_of(url)}
-        print(f"\n[{kind}] {len(world['members']):,} members with a PCP in {url}", flush=True)
     else:
         url, drop = _database(kind, work)
         if args.keep:
             drop = lambda: print(f"[{kind}] kept: --url {url}", flush=True)  # noqa: E731
     try:
-        if not args.url:
+        if args.url:
+            world = {"members": members_of(url)}
+            print(f"\n[{kind}] {len(world['members']):,} members with a PCP in {url}")
+        else:
             print(f"\n[{kind}] building the world ...", flush=True)
             world = build_world(url, args.families, args.practitioners, work)
             print(

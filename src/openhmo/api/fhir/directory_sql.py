@@ -139,6 +139,16 @@ def _count(session: Session, stmt: Select, query: Query) -> int | None:
     return None if found > COUNT_CAP and not query.exact else found
 
 
+def _under_cap(session: Session, rows: Select) -> int | None:
+    """How many distinct values the first column of `rows` has (rows before grouping:
+    the matches are those values), or None past COUNT_CAP rows, which are not all read."""
+    ceiling = rows.order_by(None).limit(COUNT_CAP + 1).subquery()
+    found, matches = session.execute(
+        select(func.count(), func.count(ceiling.c[0].distinct()))
+    ).one()
+    return None if found > COUNT_CAP else matches
+
+
 def paged(
     session: Session,
     stmt: Select,
@@ -159,12 +169,11 @@ def paged(
         rows = session.execute(stmt.order_by(*order).limit(query.count).offset(query.offset)).all()
     if query.count and (0 < len(rows) < query.count or (query.offset == 0 and not rows)):
         return rows, query.offset + len(rows)
+    uncapped = ceiling is None or not query.counted or query.exact
+    if not uncapped and _under_cap(session, ceiling) is None:
+        return rows, None
     # A count that stops at the cap walks the page's own form, which stops early too; the
     # form made for counting everything (hashed sets) first reads every contract.
-    if ceiling is not None and query.counted and not query.exact:
-        rows_under = ceiling.order_by(None).limit(COUNT_CAP + 1).subquery()
-        if (session.scalar(select(func.count()).select_from(rows_under)) or 0) > COUNT_CAP:
-            return rows, None
     return rows, _count(session, counted if query.exact else stmt, query)
 
 
@@ -221,13 +230,7 @@ def nearest_first(
             if query.exact:
                 whole = measured(miles).order_by(None).subquery()
                 return page, session.scalar(select(func.count()).select_from(whole)) or 0
-            # Up to COUNT_CAP + 1 places, and how many matches they are: all of them when
-            # the places did not reach the cap.
-            ceiling = places(miles).order_by(None).limit(COUNT_CAP + 1).subquery()
-            found, matches = session.execute(
-                select(func.count(), func.count(ceiling.c[0].distinct()))
-            ).one()
-            return page, None if found > COUNT_CAP else matches
+            return page, _under_cap(session, places(miles))
     return paged_with_total(session, measured(miles), order, query)
 
 
