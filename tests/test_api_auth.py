@@ -59,7 +59,9 @@ def test_a_password_gives_a_bearer_token_with_the_roles_scopes(api):
             "invalid_client",
         ),
         ({"grant_type": "client_credentials"}, ("staff", PASSWORD), 401, "invalid_client"),
-        ({"grant_type": "authorization_code"}, None, 400, "unsupported_grant_type"),
+        ({"grant_type": "implicit"}, None, 400, "unsupported_grant_type"),
+        # An app's code needs the app (tests/test_api_smart_launch.py has the flow).
+        ({"grant_type": "authorization_code"}, None, 401, "invalid_client"),
         (
             {
                 "grant_type": "password",

@@ -34,6 +34,9 @@ def record_reads(
 ) -> int:
     """Audit reads: (member id, resource type, resource id) each; returns rows written."""
     now = utcnow()
+    # An app a member connected reads in the member's name: the audit says which app
+    # (the column holds 120 characters).
+    actor = f"{caller.username} via app {caller.app}"[:120] if caller.app else caller.username
     seen: set[tuple[int, str, str]] = set()
     rows = []
     for member_id, resource_type, resource_id in reads:
@@ -44,7 +47,7 @@ def record_reads(
         rows.append(
             {
                 "accessed_at": now,
-                "actor": caller.username,
+                "actor": actor,
                 "member_id": member_id,
                 "purpose": PURPOSES.get(caller.role, caller.role),
                 "what": what[:200],

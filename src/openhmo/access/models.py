@@ -7,7 +7,9 @@ Secrets are stored only as argon2 hashes (access.passwords).
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openhmo.db import Base
@@ -31,3 +33,53 @@ class ApiAccount(Base):
     scopes: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[Timestamp]
+
+
+class OAuthClient(Base):
+    """An application registered to ask members for access (SMART App Launch, standalone).
+
+    A public client (an app on a phone or in a browser) has no secret and must prove
+    its authorization codes with PKCE; a confidential one (a server) also has a secret,
+    stored only as an argon2 hash. Codes go only to a redirect URI registered here.
+    """
+
+    __tablename__ = "oauth_client"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # One registered redirect URI per line, compared exactly (RFC 6749 §3.1.2.2).
+    redirect_uris: Mapped[str] = mapped_column(Text)
+    secret_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[Timestamp]
+
+
+class OAuthGrant(Base):
+    """A member's approval of an app: its authorization code, then its refresh token.
+
+    Code and refresh token are random secrets kept only as SHA-256 digests. The code is
+    single use and short-lived; the refresh token changes at every use, and a used one
+    presented again (a stolen copy, or the app's own replay) revokes the whole grant,
+    access tokens included (OAuth 2.0 Security BCP, refresh token rotation).
+    """
+
+    __tablename__ = "oauth_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("oauth_client.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("api_account.id"), index=True)
+    scopes: Mapped[str] = mapped_column(Text)
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    code_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    refresh_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The refresh token this one replaced: presented again, it shows a replay.
+    replaced_digest: Mapped[str | None] = mapped_column(String(64), index=True)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[Timestamp]
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -42,6 +42,10 @@ class TokenClaims:
     member_id: int | None
     provider_id: int | None
     expires_at: int
+    # A token an app got through a member's authorization (access.apps): that grant's
+    # id and the app's client id. It stops working when the grant is revoked.
+    grant_id: int | None = None
+    client_id: str | None = None
 
 
 def issue(key: str, claims: TokenClaims) -> str:
@@ -58,6 +62,9 @@ def issue(key: str, claims: TokenClaims) -> str:
         "exp": claims.expires_at,
         "jti": uuid.uuid4().hex,
     }
+    if claims.grant_id is not None:
+        payload["grant"] = claims.grant_id
+        payload["azp"] = claims.client_id
     return jwt.encode(payload, key, algorithm=_ALGORITHM)
 
 
@@ -82,6 +89,8 @@ def read(key: str, token: str) -> TokenClaims:
         member_id=payload.get("member"),
         provider_id=payload.get("provider"),
         expires_at=int(payload["exp"]),
+        grant_id=payload.get("grant"),
+        client_id=payload.get("azp"),
     )
 
 

@@ -38,6 +38,8 @@ class Caller:
     member_id: int | None = None
     provider_id: int | None = None
     address: str = ""
+    # The app a member connected that calls with this token (access.apps), if any.
+    app: str | None = None
 
     @property
     def anonymous(self) -> bool:

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from openhmo.access.tokens import signing_key
-from openhmo.api import auth, errors
+from openhmo.api import auth, authorize, errors
 from openhmo.api.deps import check_token
 from openhmo.api.fhir import router as fhir_router
 from openhmo.api.staff import router as staff_router
@@ -34,6 +34,7 @@ def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastA
     app.state.signing_key = key or signing_key()
     errors.install(app)
     app.include_router(auth.router)
+    app.include_router(authorize.router)
     # A token that is sent is checked even where none is needed (RFC 6750 section 3.1).
     checked = [Depends(check_token)]
     app.include_router(fhir_router.router, prefix="/fhir", dependencies=checked)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import base64
 from typing import Annotated
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from openhmo.access import apps
 from openhmo.access.accounts import authenticate
 from openhmo.access.scopes import ScopeError, grant
 from openhmo.access.tokens import LIFETIME_SECONDS, TokenClaims, expiry, issue
-from openhmo.api.deps import DB
+from openhmo.api.deps import WriteDB
 
 router = APIRouter(tags=["auth"])
 
@@ -44,7 +46,42 @@ def _basic(request: Request) -> tuple[str, str] | None:
         name, _, secret = base64.b64decode(value).decode().partition(":")
     except ValueError:
         return None
-    return name, secret
+    # RFC 6749 2.3.1: both are form-encoded before they are joined.
+    return unquote_plus(name), unquote_plus(secret)
+
+
+def client_credentials(
+    request: Request, client_id: str | None, client_secret: str | None
+) -> tuple[str | None, str | None]:
+    """The client's id and secret: HTTP Basic if sent, else the form's (RFC 6749 2.3.1)."""
+    basic = _basic(request)
+    return basic if basic else (client_id, client_secret)
+
+
+def _app_tokens(issued: apps.Issued, key: str) -> JSONResponse:
+    """The answer to an app (SMART App Launch): the patient in context, a refresh token."""
+    account = issued.account
+    claims = TokenClaims(
+        account_id=account.id,
+        username=account.username,
+        role=account.role,
+        scopes=issued.scopes,
+        member_id=account.member_id,
+        provider_id=account.provider_id,
+        expires_at=expiry(),
+        grant_id=issued.grant.id,
+        client_id=issued.client_id,
+    )
+    body = {
+        "access_token": issue(key, claims),
+        "token_type": "Bearer",
+        "expires_in": LIFETIME_SECONDS,
+        "scope": issued.granted,
+        "patient": issued.patient,
+    }
+    if issued.refresh_token is not None:
+        body["refresh_token"] = issued.refresh_token
+    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 @router.post(
@@ -54,15 +91,41 @@ def _basic(request: Request) -> tuple[str, str] | None:
 )
 def token(
     request: Request,
-    session: DB,
+    session: WriteDB,
     grant_type: Annotated[str, Form()],
     username: Annotated[str | None, Form()] = None,
     password: Annotated[str | None, Form()] = None,
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
     scope: Annotated[str | None, Form()] = None,
+    code: Annotated[str | None, Form()] = None,
+    redirect_uri: Annotated[str | None, Form()] = None,
+    code_verifier: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
 ):
-    """A bearer token for an account: `password` (people) or `client_credentials` (systems)."""
+    """A bearer token: `password` (people), `client_credentials` (systems), and for apps a
+    member connected (SMART App Launch) `authorization_code` and `refresh_token`."""
+    if grant_type in ("authorization_code", "refresh_token"):
+        name, secret = client_credentials(request, client_id, client_secret)
+        try:
+            if grant_type == "authorization_code":
+                issued = apps.exchange_code(
+                    session,
+                    code=code,
+                    redirect_uri=redirect_uri,
+                    client_id=name,
+                    client_secret=secret,
+                    verifier=code_verifier,
+                )
+            else:
+                issued = apps.refresh(
+                    session, token=refresh_token, client_id=name, client_secret=secret, scope=scope
+                )
+        except apps.OAuthError as exc:
+            # Answered, not raised: a revocation it made (a code or refresh token that
+            # came back) commits with the route's transaction.
+            return _refuse(exc.status, exc.error, exc.description)
+        return _app_tokens(issued, request.app.state.signing_key)
     if grant_type == "password":
         if not username or not password:
             return _refuse(400, "invalid_request", "the password grant needs username and password")
@@ -70,8 +133,7 @@ def token(
         if account is None or account.role == "system":
             return _refuse(400, "invalid_grant", "unknown username or wrong password")
     elif grant_type == "client_credentials":
-        basic = _basic(request)
-        name, secret = basic if basic else (client_id, client_secret)
+        name, secret = client_credentials(request, client_id, client_secret)
         if not name or not secret:
             return _refuse(401, "invalid_client", "client credentials are missing")
         account = authenticate(session, name, secret)

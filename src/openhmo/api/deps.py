@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openhmo.access.models import ApiAccount
+from openhmo.access.models import ApiAccount, OAuthGrant
 from openhmo.access.scopes import allows
 from openhmo.access.tokens import TokenError, read
 from openhmo.access.visibility import ANONYMOUS, Caller
@@ -76,14 +76,19 @@ def _caller(request: Request) -> Caller:
     # short connection: the route's transaction then begins with the route's first
     # statement (on SQLite a writing route must take the write lock before it reads
     # anything); no ORM session, as this one value is read on every call.
-    with request.app.state.engine.connect() as connection:
-        active = connection.scalar(
-            select(ApiAccount.active).where(ApiAccount.id == claims.account_id)
+    # An app's token (access.apps) also ends with the member's grant to the app.
+    active = select(ApiAccount.active).where(ApiAccount.id == claims.account_id)
+    if claims.grant_id is not None:
+        active = active.join(OAuthGrant, OAuthGrant.account_id == ApiAccount.id).where(
+            OAuthGrant.id == claims.grant_id, OAuthGrant.revoked_at.is_(None)
         )
+    with request.app.state.engine.connect() as connection:
+        active = connection.scalar(active)
     if not active:
         raise ApiError(
             401,
-            "the account of this token is disabled",
+            "the account of this token is disabled"
+            + (", or the app's authorization was revoked" if claims.grant_id else ""),
             code="login",
             headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
         )
@@ -95,6 +100,7 @@ def _caller(request: Request) -> Caller:
         member_id=claims.member_id,
         provider_id=claims.provider_id,
         address=address,
+        app=claims.client_id,
     )
 
 

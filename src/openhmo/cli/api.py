@@ -1,7 +1,8 @@
 """`openhmo serve` runs the HTTP API; `openhmo api` manages who may call it.
 
 Secrets never go on the command line (they would stay in the shell's history and the
-process list): `add-account` reads the password from OPENHMO_API_PASSWORD or asks.
+process list): `add-account` reads the password, and `add-client --confidential` the
+client secret, from OPENHMO_API_PASSWORD or asks.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes (each with its own pool)."),
 ) -> None:
-    """Run the API: FHIR R4 at /fhir, the staff API at /staff, tokens at /auth/token."""
+    """Run the API: FHIR R4 at /fhir, the staff API at /staff, OAuth2 at /auth."""
     import uvicorn
 
     engine()  # migrate before serving
@@ -61,4 +62,34 @@ def add_account(
             account = create_account(session, new, secret, actor=actor())
             console.print(f"account {account.username} ({account.role}): {account.scopes}")
     except (AccountError, ScopeError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command("add-client")
+def add_client(
+    client_id: str = typer.Argument(..., help="The app's client id."),
+    name: str = typer.Option(..., help="The app's name, as members see it when they approve."),
+    redirect_uri: list[str] = typer.Option(
+        ..., help="A redirect URI the app may be sent back to (repeat for more)."
+    ),
+    confidential: bool = typer.Option(
+        False, help="A server-side app with a secret (OPENHMO_API_PASSWORD or a prompt)."
+    ),
+) -> None:
+    """Register an app members may connect to their account (SMART App Launch)."""
+    from openhmo.access.apps import register_client
+
+    secret = None
+    if confidential:
+        secret = os.environ.get("OPENHMO_API_PASSWORD") or typer.prompt(
+            "Client secret", hide_input=True, confirmation_prompt=True
+        )
+    try:
+        with unit_of_work() as session:
+            client = register_client(
+                session, client_id, name, redirect_uri, secret=secret, actor=actor()
+            )
+            kind = "confidential" if secret else "public (PKCE)"
+            console.print(f"app {client.client_id} ({kind}): {name}")
+    except ValueError as exc:
         raise fail(str(exc)) from exc

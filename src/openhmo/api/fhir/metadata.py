@@ -10,14 +10,26 @@ from openhmo.interop.fhir.common import FHIR_VERSION
 
 router = APIRouter()
 
-SMART_CAPABILITIES = ["client-confidential-symmetric", "permission-patient", "permission-user"]
+SMART_CAPABILITIES = [
+    "launch-standalone",
+    "client-public",
+    "client-confidential-symmetric",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-patient",
+    "permission-user",
+]
 
 
 def _oauth_uris(request: Request) -> dict:
     root = str(request.base_url).rstrip("/")
     return {
         "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-        "extension": [{"url": "token", "valueUri": f"{root}/auth/token"}],
+        "extension": [
+            {"url": "token", "valueUri": f"{root}/auth/token"},
+            {"url": "authorize", "valueUri": f"{root}/auth/authorize"},
+            {"url": "revoke", "valueUri": f"{root}/auth/revoke"},
+        ],
     }
 
 
@@ -83,9 +95,27 @@ def metadata(request: Request):
 def smart_configuration(request: Request):
     root = str(request.base_url).rstrip("/")
     return {
+        "issuer": root,
+        "authorization_endpoint": f"{root}/auth/authorize",
         "token_endpoint": f"{root}/auth/token",
-        "grant_types_supported": ["password", "client_credentials"],
+        "revocation_endpoint": f"{root}/auth/revoke",
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "password",
+            "client_credentials",
+        ],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "scopes_supported": ["patient/*.read", "user/*.read", "user/*.*", "system/*.read"],
+        "scopes_supported": [
+            "patient/*.read",
+            "patient/CoverageEligibilityRequest.write",
+            "launch/patient",
+            "offline_access",
+            "user/*.read",
+            "user/*.*",
+            "system/*.read",
+        ],
         "capabilities": SMART_CAPABILITIES,
     }
