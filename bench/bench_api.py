@@ -156,7 +156,7 @@ def members_of(url: str) -> list[tuple[str, str, str]]:
 # --- the server ----------------------------------------------------------------------
 
 
-def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen:
+def start_server(url: str, port: int, workers: int = 1, lifespan: str = "auto") -> subprocess.Popen:
     env = {**os.environ, "OPENHMO_DATABASE_URL": url, "OPENHMO_API_SIGNING_KEY": KEY}
     server = subprocess.Popen(
         [
@@ -172,6 +172,8 @@ def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--lifespan",
+            lifespan,
             *(["--workers", str(workers)] if workers > 1 else []),
         ],
         env=env,
@@ -328,6 +330,35 @@ def _scenario(name: str, make, rate: int, base: str, token: str | None, args, wo
     return [capacity, opened]
 
 
+def first_calls(url: str, members: list) -> list[dict]:
+    """The first eligibility check after a start, without and with the start-up warming
+    (api.app.warm: the ZIP table, the catalogue, the plan designs), each on a new server."""
+    rows = []
+    for lifespan in ("off", "on"):
+        port = 18000 + random.randrange(1000)
+        started = time.perf_counter()
+        server = start_server(url, port, lifespan=lifespan)
+        ready = time.perf_counter() - started
+        try:
+            base = f"http://127.0.0.1:{port}"
+            headers = {"Authorization": f"Bearer {_token(base)}"}
+            times = []
+            for m, b, _ in members[:3]:
+                sent = time.perf_counter()
+                answer = httpx.post(
+                    f"{base}/fhir/CoverageEligibilityRequest/$submit",
+                    json=eligibility_request(m, b),
+                    headers=headers,
+                    timeout=60,
+                )
+                answer.raise_for_status()
+                times.append(round((time.perf_counter() - sent) * 1000, 1))
+        finally:
+            stop_server(server)
+        rows.append({"warm_start": lifespan == "on", "ready_s": round(ready, 2), "calls_ms": times})
+    return rows
+
+
 def bench_database(kind: str, args, work: Path) -> list[dict]:
     if args.url:
         url, drop = args.url, lambda: None
@@ -348,6 +379,14 @@ def bench_database(kind: str, args, work: Path) -> list[dict]:
                 f"{world['directory_seconds']} s",
                 flush=True,
             )
+        if "eligibility" in args.scenarios.split(","):
+            for row in first_calls(url, world["members"]):
+                print(
+                    f"[{kind}] after a start {'with' if row['warm_start'] else 'without'} "
+                    f"warming (ready in {row['ready_s']} s): the first three eligibility "
+                    f"checks {row['calls_ms']} ms",
+                    flush=True,
+                )
         port = 18000 + random.randrange(1000)
         server = start_server(url, port, args.workers)
         base = f"http://127.0.0.1:{port}"

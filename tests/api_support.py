@@ -160,12 +160,15 @@ def _free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(engine: Engine) -> Iterator[str]:
-    """The real application on a real port of loopback; yields its base URL."""
+def serve(engine: Engine, *, lifespan: str = "off") -> Iterator[str]:
+    """The real application on a real port of loopback; yields its base URL.
+
+    The start-up warming (api.app.warm) is off unless asked for: most tests' worlds are
+    small and it would only cost them time."""
     app = create_app(engine, key=SIGNING_KEY)
     sock = _free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

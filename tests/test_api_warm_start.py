@@ -1,0 +1,30 @@
+"""The server loads what its first callers would wait for before it takes calls."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import func, select
+
+from api_support import serve
+from openhmo.db import session_factory
+from openhmo.plans import store
+from openhmo.plans.models import Plan
+from openhmo.reference import geo
+from support import load_examples
+
+
+def test_the_zip_table_and_every_plan_design_are_loaded_before_the_first_call(engine):
+    with session_factory(engine)() as s:
+        load_examples(s)
+        s.commit()
+        plans = s.scalar(select(func.count()).select_from(Plan))
+    assert plans >= 5
+    geo.zip_table.cache_clear()
+    geo.counties.cache_clear()
+    store._designs.clear()
+    with serve(engine, lifespan="on") as base:
+        # Started means the start-up has run: nothing has been asked yet.
+        assert geo.zip_table.cache_info().currsize == 1
+        assert geo.counties.cache_info().currsize == 1
+        assert len(store._designs) == plans
+        assert httpx.get(f"{base}/fhir/metadata", timeout=30).status_code == 200
