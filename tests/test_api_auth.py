@@ -151,3 +151,47 @@ def test_the_capability_statement_names_the_token_endpoint(api):
     security = statement["rest"][0]["security"]
     uris = security["extension"][0]["extension"]
     assert uris[0]["valueUri"] == f"{base}/auth/token"
+
+
+def test_five_wrong_passwords_in_a_row_pause_sign_in(api):
+    base, _, engine = api
+    from openhmo.access.accounts import LOCK_TIME, MAX_FAILURES, NewAccount, create_account
+
+    with session_factory(engine)() as s:
+        create_account(s, NewAccount("guessed", "staff"), PASSWORD, actor="test")
+        s.commit()
+
+    def sign_in(password: str) -> httpx.Response:
+        data = {"grant_type": "password", "username": "guessed", "password": password}
+        return httpx.post(f"{base}/auth/token", data=data, timeout=30)
+
+    def state() -> tuple[int, object]:
+        with session_factory(engine)() as s:
+            row = s.scalar(select(ApiAccount).where(ApiAccount.username == "guessed"))
+            return row.failed_logins, row.locked_until
+
+    # A right password before the fifth wrong one starts the count anew.
+    for _ in range(MAX_FAILURES - 1):
+        assert sign_in("a wrong guess!!").status_code == 400
+    assert state()[0] == MAX_FAILURES - 1
+    assert sign_in(PASSWORD).status_code == 200
+    assert state() == (0, None)
+    for _ in range(MAX_FAILURES):
+        assert sign_in("a wrong guess!!").status_code == 400
+    failures, until = state()
+    assert failures == MAX_FAILURES and until is not None
+    # Paused: the right password is refused too, with the same answer as a wrong one.
+    paused = sign_in(PASSWORD)
+    assert paused.status_code == 400
+    assert paused.json() == sign_in("a wrong guess!!").json()
+    assert state()[0] == MAX_FAILURES  # tries during the pause are not counted
+    # The pause over (moved back in time rather than waited for), the right one works.
+    with session_factory(engine)() as s:
+        s.execute(
+            update(ApiAccount)
+            .where(ApiAccount.username == "guessed")
+            .values(locked_until=until - LOCK_TIME - LOCK_TIME)
+        )
+        s.commit()
+    assert sign_in(PASSWORD).status_code == 200
+    assert state() == (0, None)

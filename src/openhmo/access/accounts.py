@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,9 +11,16 @@ from sqlalchemy.orm import Session
 from openhmo.access.models import ROLES, ApiAccount
 from openhmo.access.passwords import hash_secret, verify_secret
 from openhmo.access.scopes import check_account_scopes
+from openhmo.db.types import utcnow
 from openhmo.enrollment.models import Member
 from openhmo.history.record import record_change
 from openhmo.network.models import Provider
+
+# Wrong passwords in a row before sign-in pauses, and how long it pauses: five tries a
+# quarter of an hour is some 500 guesses a day, against the ten or more characters and
+# argon2 of access.passwords.
+MAX_FAILURES = 5
+LOCK_TIME = timedelta(minutes=15)
 
 
 class AccountError(ValueError):
@@ -76,9 +84,37 @@ def create_account(session: Session, new: NewAccount, secret: str, *, actor: str
 
 
 def authenticate(session: Session, username: str, secret: str) -> ApiAccount | None:
-    """The active account with this name and secret, or None (same time either way)."""
-    account = session.scalar(select(ApiAccount).where(ApiAccount.username == username))
+    """The active account with this name and secret, or None (same time either way).
+
+    After MAX_FAILURES wrong secrets in a row the account refuses every sign-in, the
+    right secret too, for LOCK_TIME; each wrong one after that pauses it again. A right
+    one, outside a pause, starts the count anew. The caller is told nothing more than
+    for a wrong secret, so the pause does not show which usernames exist. The count is
+    written in the caller's transaction, which must commit even when sign-in fails.
+    """
+    account = session.scalar(
+        select(ApiAccount).where(ApiAccount.username == username).with_for_update()
+    )
     ok = verify_secret(account.secret_hash if account else None, secret)
-    if account is None or not ok or not account.active:
+    if account is None:
+        return None
+    now = utcnow()
+    locked = account.locked_until is not None and _aware(account.locked_until) > now
+    if locked:
+        return None
+    if not ok:
+        account.failed_logins = (account.failed_logins or 0) + 1
+        if account.failed_logins >= MAX_FAILURES:
+            account.locked_until = now + LOCK_TIME
+        return None
+    if account.failed_logins:
+        account.failed_logins = 0
+        account.locked_until = None
+    if not account.active:
         return None
     return account
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives back naive datetimes; they are stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
