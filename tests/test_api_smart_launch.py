@@ -399,3 +399,44 @@ def test_apps_are_registered_from_the_command_line(database_url, monkeypatch):
         SERVER_REDIRECT,
         "https://budget.example/cb2",
     ]
+
+
+def test_a_member_sees_her_connected_apps_and_disconnects_one(api):
+    from api_support import token
+
+    base, world, _ = api
+    tokens = connect(base, "sam")
+    app_token = tokens["access_token"]
+    sam = {"Authorization": f"Bearer {token(base, 'sam')}"}
+    listed = httpx.get(f"{base}/auth/apps", headers=sam, timeout=30)
+    assert listed.status_code == 200
+    (connected,) = listed.json()
+    assert connected["client_id"] == APP and connected["name"] == "Plan Pal"
+    assert connected["scope"] == "patient/*.read" and connected["offline_access"] is True
+    # Nobody else sees or ends it: another member, a provider, staff, the app itself.
+    lee = {"Authorization": f"Bearer {token(base, 'lee')}"}
+    assert httpx.get(f"{base}/auth/apps", headers=lee, timeout=30).json() == []
+    gone = httpx.post(f"{base}/auth/apps/{connected['id']}/revoke", headers=lee, timeout=30)
+    assert gone.status_code == 404
+    for who in ("welby", "staff"):
+        other = {"Authorization": f"Bearer {token(base, who)}"}
+        assert httpx.get(f"{base}/auth/apps", headers=other, timeout=30).status_code == 403
+    as_app = {"Authorization": f"Bearer {app_token}"}
+    assert httpx.get(f"{base}/auth/apps", headers=as_app, timeout=30).status_code == 403
+    assert httpx.get(f"{base}/auth/apps", timeout=30).status_code == 401
+    assert fhir(base, app_token, f"Patient/{world.sam}").status_code == 200
+    # She disconnects it: the app's tokens stop at once, and it is no longer listed.
+    done = httpx.post(f"{base}/auth/apps/{connected['id']}/revoke", headers=sam, timeout=30)
+    assert done.status_code == 204
+    assert fhir(base, app_token, f"Patient/{world.sam}").status_code == 401
+    again = httpx.post(
+        f"{base}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": APP,
+        },
+        timeout=30,
+    )
+    assert again.status_code == 400
+    assert httpx.get(f"{base}/auth/apps", headers=sam, timeout=30).json() == []

@@ -436,3 +436,46 @@ def revoke(
     row = session.scalar(select(OAuthGrant).where(where).with_for_update())
     if row is not None and row.client_id == client.id and row.revoked_at is None:
         _revoke(session, row, actor=client.client_id, why="revoked by the app")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An app a member has connected, as the member sees it."""
+
+    grant_id: int
+    client_id: str
+    app: str
+    scopes: str
+    offline: bool
+    approved_at: datetime
+
+
+def connections(session: Session, account_id: int) -> list[Connection]:
+    """The apps connected to this account now (approved, code redeemed, not revoked)."""
+    rows = session.execute(
+        select(OAuthGrant, OAuthClient.client_id, OAuthClient.name)
+        .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
+        .where(
+            OAuthGrant.account_id == account_id,
+            OAuthGrant.code_used,
+            OAuthGrant.revoked_at.is_(None),
+        )
+        .order_by(OAuthGrant.created_at, OAuthGrant.id)
+    ).all()
+    return [
+        Connection(g.id, client_id, name, g.scopes, g.offline, _aware(g.created_at))
+        for g, client_id, name in rows
+    ]
+
+
+def disconnect(session: Session, account: ApiAccount, grant_id: int) -> bool:
+    """The member ends an app's access; False if no such connection of theirs."""
+    row = session.scalar(
+        select(OAuthGrant)
+        .where(OAuthGrant.id == grant_id, OAuthGrant.account_id == account.id)
+        .with_for_update()
+    )
+    if row is None or row.revoked_at is not None:
+        return False
+    _revoke(session, row, actor=account.username, why="disconnected by the member")
+    return True

@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from openhmo.access.tokens import signing_key
-from openhmo.api import auth, authorize, errors
+from openhmo.api import auth, authorize, connected_apps, errors
 from openhmo.api.deps import check_token
 from openhmo.api.fhir import router as fhir_router
 from openhmo.api.staff import router as staff_router
@@ -69,6 +69,7 @@ def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastA
     errors.install(app)
     app.include_router(auth.router)
     app.include_router(authorize.router)
+    app.include_router(connected_apps.router)
     # A token that is sent is checked even where none is needed (RFC 6750 section 3.1).
     checked = [Depends(check_token)]
     app.include_router(fhir_router.router, prefix="/fhir", dependencies=checked)
