@@ -648,3 +648,74 @@ def test_the_capability_statement_lists_the_directory_and_its_searches(api):
     role_params = {p["name"] for p in resources["PractitionerRole"]["searchParam"]}
     assert {"specialty", "network", "new-patient", "location", "location.near"} <= role_params
     assert "near" in {p["name"] for p in resources["Location"]["searchParam"]}
+
+
+def test_places_and_services_say_when_they_last_changed(engine):
+    """Plan-Net requires meta.lastUpdated: a place's is when its row changed; a service's
+    the newest of its place and the roles of its specialty there."""
+    import time
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from openhmo.network.models import Location, Provider
+    from openhmo.network.service import ProviderInfo, save_provider
+
+    with session_factory(engine)() as s:
+        load_examples(s)
+        ensure_network(s, CORE, "OpenHMO Core Network", actor=ACTOR)
+        doctor = add_provider(
+            s,
+            npi=valid_npi(990),
+            first_name="Lena",
+            last_name="Stamp",
+            taxonomy_code="207RC0000X",
+            locations=[LocationInfo(line1="9 Elm St", city="Boston", state="MA", zip_code="02108")],
+            actor=ACTOR,
+        )
+        add_contract(s, CORE, provider=doctor, effective_from=date(2020, 1, 1), actor=ACTOR)
+        s.commit()
+        npi = doctor.npi
+        place_id = s.scalars(
+            select(ProviderLocation.location_id).where(ProviderLocation.provider_id == doctor.id)
+        ).one()
+    service_path = f"/fhir/HealthcareService/hcs-{place_id}-207RC0000X"
+
+    def stamp(when: str) -> datetime:
+        return datetime.fromisoformat(when.replace("Z", "+00:00"))
+
+    # The place as if written years ago (the stamps are to the second).
+    old = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with session_factory(engine)() as s:
+        s.execute(update(Location).where(Location.id == place_id).values(updated_at=old))
+        s.commit()
+    with serve(engine) as base, httpx.Client(base_url=base) as http:
+        place = get(http, f"/fhir/Location/loc-{place_id}")
+        assert place["meta"]["lastUpdated"] == "2020-01-02T03:04:05Z"
+        service = get(http, service_path)
+        placed, offered = stamp(place["meta"]["lastUpdated"]), stamp(service["meta"]["lastUpdated"])
+        assert offered > placed  # the doctor's role is newer than the place
+        searched = get(http, "/fhir/Location", params={"address-postalcode": "02108"})
+        assert all("lastUpdated" in e["resource"]["meta"] for e in searched["entry"])
+        # The place changes (an importer's new phone number): the place and its service.
+        with session_factory(engine)() as s:
+            s.get(Location, place_id).phone = "6175550199"
+            s.commit()
+        place2 = get(http, f"/fhir/Location/loc-{place_id}")
+        assert place2["telecom"][0]["value"] == "6175550199"
+        assert stamp(place2["meta"]["lastUpdated"]) > placed
+        service2 = get(http, service_path)
+        assert stamp(service2["meta"]["lastUpdated"]) >= stamp(place2["meta"]["lastUpdated"])
+        # The doctor changes (no more new patients), a second later: the service moves,
+        # the place does not.
+        time.sleep(1.1)
+        with session_factory(engine)() as s:
+            saved = save_provider(
+                s, ProviderInfo(npi=npi, accepting_new_patients=False), actor=ACTOR
+            )
+            assert saved.changes
+            s.commit()
+            assert not s.scalar(select(Provider.accepting_new_patients).where(Provider.npi == npi))
+        service3 = get(http, service_path)
+        assert stamp(service3["meta"]["lastUpdated"]) > stamp(service2["meta"]["lastUpdated"])
+        assert get(http, f"/fhir/Location/loc-{place_id}")["meta"] == place2["meta"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
     Date,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -20,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openhmo.db import Base
-from openhmo.db.types import CentsColumn, Timestamp
+from openhmo.db.types import CentsColumn, Timestamp, utcnow
 
 
 class Organization(Base):
@@ -113,6 +114,12 @@ class Location(Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     phone: Mapped[str | None] = mapped_column(String(20))
+    # When the row was written or last changed (the directory's meta.lastUpdated, which
+    # Plan-Net requires): importers change addresses and phones in place, without a
+    # change record. Null only for rows older than the column (migration 0008 fills them).
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
     # The directory's `near` searches: a latitude/longitude box, then the exact distance.
     __table_args__ = (Index("ix_location_position", "latitude", "longitude"),)

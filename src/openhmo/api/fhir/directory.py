@@ -267,7 +267,7 @@ def read_practitioner_role(fhir_id: str, session: DB):
 def search_location(request: Request, session: DB):
     query = _query(request, "Location", session)
     found, total = search_locations(session, query)
-    resources = [fhir.location(place, updated=None) for place, _ in found]
+    resources = [fhir.location(place, updated=place.updated_at) for place, _ in found]
     distances = [miles for _, miles in found]
     return _bundle(request, "Location", resources, total, query, distances=distances)
 
@@ -278,14 +278,18 @@ def read_location(fhir_id: str, session: DB):
     place = session.get(Location, number) if number is not None else None
     if place is None:
         raise _missing("Location", fhir_id)
-    return fhir_response(fhir.location(place, updated=None))
+    return fhir_response(fhir.location(place, updated=place.updated_at))
 
 
-def _services(session, rows: list[tuple[int, str, bool]]) -> list[dict]:
+def _services(session, rows: list[tuple[int, str, bool]], day: date) -> list[dict]:
     ids = sorted({loc for loc, _, _ in rows})
     places = {p.id: p for p in session.scalars(select(Location).where(Location.id.in_(ids)))}
+    services = [(loc, code) for loc, code, _ in rows]
+    updated = pages.service_updates(session, places, services, day)
     return [
-        fhir.healthcare_service(places[loc], code, accepting=accepting, updated=None)
+        fhir.healthcare_service(
+            places[loc], code, accepting=accepting, updated=updated[(loc, code)]
+        )
         for loc, code, accepting in rows
     ]
 
@@ -293,17 +297,19 @@ def _services(session, rows: list[tuple[int, str, bool]]) -> list[dict]:
 @router.get("/HealthcareService", summary="Search healthcare services")
 def search_healthcare_service(request: Request, session: DB):
     query = _query(request, "HealthcareService", session)
-    rows, total = search_services(session, query, _today(), networks(session))
-    return _bundle(request, "HealthcareService", _services(session, rows), total, query)
+    day = _today()
+    rows, total = search_services(session, query, day, networks(session))
+    return _bundle(request, "HealthcareService", _services(session, rows, day), total, query)
 
 
 @router.get("/HealthcareService/{fhir_id}", summary="Read a healthcare service")
 def read_healthcare_service(fhir_id: str, session: DB):
     query = params.Query(clauses=_by_id(fhir_id), count=2)
-    rows, _ = search_services(session, query, _today(), networks(session))
+    day = _today()
+    rows, _ = search_services(session, query, day, networks(session))
     if not rows:
         raise _missing("HealthcareService", fhir_id)
-    return fhir_response(_services(session, rows)[0])
+    return fhir_response(_services(session, rows, day)[0])
 
 
 @router.get("/Organization", summary="Search organizations and networks")

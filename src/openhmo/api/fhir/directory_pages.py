@@ -3,10 +3,11 @@ queries per page (never per row), and the resources a search `_include`s.
 
 meta.lastUpdated comes from what the database records: a provider's or organization's
 creation and its change history; a role's also from its contracts (their creation,
-changes, and the days they started or ended, up to today). Locations are updated in
-place by the importers without a record, and the payer comes from configuration, so
-Location, HealthcareService and the payer Organization carry no lastUpdated rather than
-an invented one.
+changes, and the days they started or ended, up to today); a location's from when its
+row was written or changed (location.updated_at); a HealthcareService's from its place
+and the roles of every provider of its specialty there (in the network or not, so it is
+never older than what it shows). The payer comes from configuration, so the payer
+Organization carries no lastUpdated rather than an invented one.
 """
 
 from __future__ import annotations
@@ -84,6 +85,33 @@ def networks_of(
 def practitioner_updates(session: Session, providers: Sequence[Provider]) -> dict[int, datetime]:
     changes = changed_at(session, "provider", [p.npi for p in providers])
     return {p.id: newest(p.created_at, changes.get(p.npi)) for p in providers}
+
+
+def service_updates(
+    session: Session,
+    places: dict[int, Location],
+    services: Sequence[tuple[int, str]],
+    day: date,
+) -> dict[tuple[int, str], datetime | None]:
+    """When each (location, specialty) service last changed: its place, or any role of a
+    provider of that specialty there (the providers, their changes and contracts)."""
+    wanted = set(services)
+    rows = session.execute(
+        select(Provider, ProviderLocation.location_id)
+        .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
+        .where(
+            ProviderLocation.location_id.in_(sorted({loc for loc, _ in wanted})),
+            Provider.taxonomy_code.in_(sorted({code for _, code in wanted})),
+        )
+    ).all()
+    rows = [(p, loc) for p, loc in rows if (loc, p.taxonomy_code) in wanted]
+    providers = list({p.id: p for p, _ in rows}.values())
+    roles = role_updates(session, providers, day, practitioner_updates(session, providers))
+    out = {(loc, code): as_utc(places[loc].updated_at) for loc, code in wanted}
+    for provider, loc in rows:
+        key = (loc, provider.taxonomy_code)
+        out[key] = newest(out[key], roles.get(provider.id))
+    return out
 
 
 def _midnight(day: date) -> datetime:
@@ -171,7 +199,7 @@ def roles(
         included += organizations(session, org_ids)
     if "PractitionerRole:location" in include:
         unique = {place.id: place for found_ in places.values() for place in found_}
-        included += [fhir.location(unique[k], updated=None) for k in sorted(unique)]
+        included += [fhir.location(unique[k], updated=unique[k].updated_at) for k in sorted(unique)]
     if "PractitionerRole:network" in include:
         unique_networks = {n.key: n for found_ in networks.values() for n in found_}
         included += network_organizations(
