@@ -96,21 +96,30 @@ def service_updates(
     """When each (location, specialty) service last changed: its place, or any role of a
     provider of that specialty there (the providers, their changes and contracts)."""
     wanted = set(services)
+    # The columns the two update functions read, not whole providers: a busy place's
+    # specialty may have hundreds.
     rows = session.execute(
-        select(Provider, ProviderLocation.location_id)
+        select(
+            Provider.id,
+            Provider.npi,
+            Provider.created_at,
+            Provider.organization_id,
+            Provider.taxonomy_code,
+            ProviderLocation.location_id,
+        )
         .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
         .where(
             ProviderLocation.location_id.in_(sorted({loc for loc, _ in wanted})),
             Provider.taxonomy_code.in_(sorted({code for _, code in wanted})),
         )
     ).all()
-    rows = [(p, loc) for p, loc in rows if (loc, p.taxonomy_code) in wanted]
-    providers = list({p.id: p for p, _ in rows}.values())
+    rows = [r for r in rows if (r.location_id, r.taxonomy_code) in wanted]
+    providers = list({r.id: r for r in rows}.values())
     roles = role_updates(session, providers, day, practitioner_updates(session, providers))
     out = {(loc, code): as_utc(places[loc].updated_at) for loc, code in wanted}
-    for provider, loc in rows:
-        key = (loc, provider.taxonomy_code)
-        out[key] = newest(out[key], roles.get(provider.id))
+    for r in rows:
+        key = (r.location_id, r.taxonomy_code)
+        out[key] = newest(out[key], roles.get(r.id))
     return out
 
 
