@@ -719,3 +719,39 @@ def test_places_and_services_say_when_they_last_changed(engine):
         service3 = get(http, service_path)
         assert stamp(service3["meta"]["lastUpdated"]) > stamp(service2["meta"]["lastUpdated"])
         assert get(http, f"/fhir/Location/loc-{place_id}")["meta"] == place2["meta"]
+
+
+def test_revinclude_brings_the_roles_that_point_at_a_page(api, monkeypatch):
+    http, world, _ = api
+    from openhmo.api.fhir import directory
+
+    role = {name: f"role-{i}" for name, i in world["id"].items()}
+    welby = get(http, "/fhir/Practitioner?family=Welby&_revinclude=PractitionerRole:practitioner")
+    assert ids(welby) == [world["npi"]["Welby"]]
+    assert ids(welby, "include") == [role["Welby"]]
+    assert welby["link"][0]["url"].count("_revinclude=PractitionerRole%3Apractitioner") == 1
+    # The practice's place and the practice: Welby and Heart work there.
+    place = world["place"]["Welby"]
+    at = get(http, f"/fhir/Location?_id=loc-{place}&_revinclude=PractitionerRole:location")
+    assert ids(at) == [f"loc-{place}"]
+    assert sorted(ids(at, "include")) == sorted([role["Welby"], role["Heart"]])
+    beacon = get(
+        http,
+        f"/fhir/Organization?_id=org-{world['beacon']}&_revinclude=PractitionerRole:organization",
+    )
+    assert sorted(ids(beacon, "include")) == sorted([role["Welby"], role["Heart"]])
+    networks = get(http, "/fhir/Organization?type=ntwk&_revinclude=PractitionerRole:organization")
+    assert ids(networks, "include") == []  # a network is no role's organization
+    # Past the cap the roles stop, and the Bundle says so.
+    monkeypatch.setattr(directory, "REVINCLUDE_CAP", 1)
+    capped = get(http, f"/fhir/Location?_id=loc-{place}&_revinclude=PractitionerRole:location")
+    assert len(ids(capped, "include")) == 1
+    (outcome,) = [e["resource"] for e in capped["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome["issue"][0]["severity"] == "warning"
+    assert "stopped at 1 PractitionerRoles" in outcome["issue"][0]["diagnostics"]
+    refused = get(http, "/fhir/Practitioner?_revinclude=PractitionerRole:location", 400)
+    assert refused["issue"][0]["expression"] == ["_revinclude"]
+    statement = get(http, "/fhir/metadata")
+    kinds = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert kinds["Location"]["searchRevInclude"] == ["PractitionerRole:location"]
+    assert "PractitionerRole:practitioner" in kinds["PractitionerRole"]["searchInclude"]

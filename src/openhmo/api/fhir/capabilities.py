@@ -31,6 +31,8 @@ class ResourceSupport:
     profiles: tuple[str, ...] = ()
     documentation: str = ""
     public: bool = False  # readable without a token
+    includes: tuple[str, ...] = ()  # _include values its searches take
+    revincludes: tuple[str, ...] = ()  # _revinclude values
 
 
 @dataclass

@@ -32,7 +32,7 @@ from openhmo.api.fhir.directory_sql import COUNT_CAP, networks
 from openhmo.api.fhir.responses import base_url, fhir_response
 from openhmo.config import plan_identity
 from openhmo.interop.fhir import directory as fhir
-from openhmo.interop.fhir.common import searchset
+from openhmo.interop.fhir.common import operation_outcome, searchset
 from openhmo.interop.fhir.directory_codes import PROFILE
 from openhmo.network.models import Location
 from openhmo.plans.models import Plan
@@ -136,6 +136,15 @@ INCLUDES = {
         "PractitionerRole:network",
     )
 }
+# Who points at a page's practitioners, places and practices: their PractitionerRoles.
+REVINCLUDES = {
+    "Practitioner": ("PractitionerRole:practitioner",),
+    "Location": ("PractitionerRole:location",),
+    "Organization": ("PractitionerRole:organization",),
+}
+# A place or a practice may have thousands of providers: past this many roles a page's
+# _revinclude stops, and the Bundle says so in an OperationOutcome entry.
+REVINCLUDE_CAP = 500
 PROFILES = {
     "Practitioner": "Practitioner",
     "PractitionerRole": "PractitionerRole",
@@ -161,12 +170,19 @@ for _type, _declared in SEARCHES.items():
             documentation="Public (Plan-Net); searches are strict (Prefer: handling=lenient "
             "ignores unknown parameters). " + _NOTES.get(_type, ""),
             public=True,
+            includes=INCLUDES.get(_type, ()),
+            revincludes=REVINCLUDES.get(_type, ()),
         )
     )
 
 
 def _query(request: Request, resource_type: str, session) -> params.Query:
-    query = params.parse(request, SEARCHES[resource_type], INCLUDES.get(resource_type, ()))
+    query = params.parse(
+        request,
+        SEARCHES[resource_type],
+        INCLUDES.get(resource_type, ()),
+        REVINCLUDES.get(resource_type, ()),
+    )
     if session.get_bind().dialect.name == "postgresql":
         # Plan each search for its own values (a distance, a name prefix, a specialty),
         # not once for any: psycopg prepares repeated statements, and a generic plan
@@ -191,6 +207,7 @@ def _bundle(
     *,
     included: list[dict] | None = None,
     distances: list[float | None] | None = None,
+    warning: str | None = None,
 ) -> Response:
     # Without a total (_total=none) a full page may have a next one.
     more = query.offset + len(found) + (1 if len(found) == query.count else 0)
@@ -207,6 +224,9 @@ def _bundle(
     for entry, miles in zip(bundle.get("entry", []), distances or [], strict=False):
         if miles is not None:
             entry["search"]["extension"] = [fhir.distance_extension(miles)]
+    if warning is not None:
+        outcome = operation_outcome(200, warning, code="too-costly", severity="warning")
+        bundle.setdefault("entry", []).append({"resource": outcome, "search": {"mode": "outcome"}})
     if query.count == 0:
         bundle["link"] = [link for link in bundle["link"] if link["relation"] in ("self", "first")]
     if total is None:
@@ -222,11 +242,44 @@ def _today() -> date:
     return date.today()
 
 
+def _roles_pointing_at(
+    session, query: params.Query, parameter: str, references: list[str]
+) -> tuple[list[dict], str | None]:
+    """The PractitionerRoles whose `parameter` names one of `references` (a page's
+    _revinclude), at most REVINCLUDE_CAP, and a warning if there were more."""
+    if not query.revinclude or not references:
+        return [], None
+    day, known = _today(), networks(session)
+    asked = params.Query(
+        clauses={parameter: [params.Clause(None, tuple(references))]},
+        count=REVINCLUDE_CAP + 1,
+        counted=False,
+    )
+    found, _ = search_roles(session, asked, day, known)
+    roles, _ = pages.roles(session, [p for p, _ in found[:REVINCLUDE_CAP]], day, known)
+    if len(found) <= REVINCLUDE_CAP:
+        return roles, None
+    return roles, (
+        f"_revinclude={query.revinclude[0]} stopped at {REVINCLUDE_CAP} PractitionerRoles; "
+        f"search PractitionerRole?{parameter}=... for all of them"
+    )
+
+
 @router.get("/Practitioner", summary="Search practitioners")
 def search_practitioner(request: Request, session: DB):
     query = _query(request, "Practitioner", session)
     found, total = search_practitioners(session, query)
-    return _bundle(request, "Practitioner", pages.practitioners(session, found), total, query)
+    npis = [f"Practitioner/{p.npi}" for p in found]
+    roles, warning = _roles_pointing_at(session, query, "practitioner", npis)
+    return _bundle(
+        request,
+        "Practitioner",
+        pages.practitioners(session, found),
+        total,
+        query,
+        included=roles,
+        warning=warning,
+    )
 
 
 @router.get("/Practitioner/{fhir_id}", summary="Read a practitioner (id = NPI)")
@@ -269,7 +322,18 @@ def search_location(request: Request, session: DB):
     found, total = search_locations(session, query)
     resources = [fhir.location(place, updated=place.updated_at) for place, _ in found]
     distances = [miles for _, miles in found]
-    return _bundle(request, "Location", resources, total, query, distances=distances)
+    places = [f"Location/{r['id']}" for r in resources]
+    roles, warning = _roles_pointing_at(session, query, "location", places)
+    return _bundle(
+        request,
+        "Location",
+        resources,
+        total,
+        query,
+        included=roles,
+        distances=distances,
+        warning=warning,
+    )
 
 
 @router.get("/Location/{fhir_id}", summary="Read a location")
@@ -316,7 +380,11 @@ def read_healthcare_service(fhir_id: str, session: DB):
 def search_organization(request: Request, session: DB):
     query = _query(request, "Organization", session)
     found, total = search_organizations(session, query, plan_identity())
-    return _bundle(request, "Organization", found, total, query)
+    # Practices have roles; networks and the payer are named by none (network is not a
+    # PractitionerRole:organization reference).
+    practices = [f"Organization/{r['id']}" for r in found if r["id"].startswith("org-")]
+    roles, warning = _roles_pointing_at(session, query, "organization", practices)
+    return _bundle(request, "Organization", found, total, query, included=roles, warning=warning)
 
 
 @router.get("/Organization/{fhir_id}", summary="Read an organization or a network")

@@ -43,6 +43,7 @@ class Query:
     count: int = DEFAULT_COUNT
     offset: int = 0
     include: list[str] = field(default_factory=list)
+    revinclude: list[str] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)  # for the Bundle's links
     counted: bool = True  # False for _total=none: no COUNT, no Bundle.total
     exact: bool = False  # True for _total=accurate: counted however many match
@@ -80,7 +81,10 @@ def split_or(value: str) -> list[str]:
 
 
 def parse(
-    request: Request, declared: tuple[SearchParam, ...], includes: tuple[str, ...] = ()
+    request: Request,
+    declared: tuple[SearchParam, ...],
+    includes: tuple[str, ...] = (),
+    revincludes: tuple[str, ...] = (),
 ) -> Query:
     """The search in `request`'s query string, or a 400 naming what is wrong in it."""
     prefer = request.headers.get("prefer", "")
@@ -104,16 +108,19 @@ def parse(
             query.exact = value == "accurate"
             query.used.append((key, value))
             continue
-        if key == "_include":
-            if value not in includes:
-                allowed = ", ".join(includes) or "none"
+        if key in ("_include", "_revinclude"):
+            supported, chosen = (
+                (includes, query.include) if key == "_include" else (revincludes, query.revinclude)
+            )
+            if value not in supported:
+                allowed = ", ".join(supported) or "none"
                 raise bad(
-                    f"_include={value} is not supported here (supported: {allowed})",
-                    "_include",
+                    f"{key}={value} is not supported here (supported: {allowed})",
+                    key,
                     "not-supported",
                 )
-            if value not in query.include:
-                query.include.append(value)
+            if value not in chosen:
+                chosen.append(value)
                 query.used.append((key, value))
             continue
         if key == "_format":

@@ -49,6 +49,10 @@ def metadata(request: Request):
                 {"name": p.name, "type": p.type, "documentation": p.documentation}
                 for p in support.search
             ]
+        if support.includes:
+            entry["searchInclude"] = list(support.includes)
+        if support.revincludes:
+            entry["searchRevInclude"] = list(support.revincludes)
         if support.operations:
             entry["operation"] = [
                 {"name": o.name, "definition": o.definition} for o in support.operations

@@ -108,6 +108,12 @@ declare(
         profiles=tuple(PROFILES.values()),
         documentation="Adjudicated claims with their current line decisions (CARIN BB); a "
         "provider sees the claims it billed or rendered. Reads are audited.",
+        includes=(
+            "ExplanationOfBenefit:patient",
+            "ExplanationOfBenefit:coverage",
+            "ExplanationOfBenefit:insurer",
+            "ExplanationOfBenefit:*",
+        ),
     )
 )
 
