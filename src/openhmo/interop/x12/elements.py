@@ -123,9 +123,26 @@ _CACHE_SIZE = 50_000
 
 
 def check(
-    elements: list[str], rules: tuple[Rule, ...], component_separator: str
+    elements: list[str],
+    rules: tuple[Rule, ...],
+    component_separator: str,
+    text: str = "",
+    element_separator: str = "",
 ) -> list[ElementProblem]:
-    """The problems of one segment's elements against its rules (empty when it is fine)."""
+    """The problems of one segment's elements against its rules (empty when it is fine).
+
+    With the segment's `text` and its element separator, a clean segment is usually
+    vouched for by one regular expression over the whole text (`_one_pass`); anything
+    it does not vouch for is checked element by element as before.
+    """
+    if text and element_separator:
+        fast = _one_pass(rules, element_separator, component_separator)
+        if (
+            fast is not None
+            and fast[0].fullmatch(text) is not None
+            and all(_date_ok(v) for v in _dated(elements, fast[1], component_separator))
+        ):
+            return []
     key = (component_separator, id(rules), *elements)
     found = _CACHE.get(key)
     if found is None:
@@ -135,6 +152,126 @@ def check(
             _CACHE.clear()
         _CACHE[key] = found
     return list(found)
+
+
+# --- the one-pass check -----------------------------------------------------------------
+#
+# A segment's rules as one regular expression over its text, that matches only segments
+# `_quick` passes (it may refuse some that `_quick` passes: those go the usual way). Dates
+# are matched by shape and their calendar checked after (`_dated`). Built once per rule
+# set and pair of separators; None where a rule cannot be written so (a kind or a code
+# the expression cannot hold exactly).
+
+_ONE_PASS: dict[tuple[int, str, str], tuple[tuple[Rule, ...], tuple] | None] = {}
+
+
+def _one_pass(
+    rules: tuple[Rule, ...], element_sep: str, component_sep: str
+) -> tuple[re.Pattern, tuple[tuple[int, int | None], ...]] | None:
+    key = (id(rules), element_sep, component_sep)
+    found = _ONE_PASS.get(key)
+    if found is None or found[0] is not rules:
+        found = _ONE_PASS[key] = (rules, _compile(rules, element_sep, component_sep))
+    return found[1]
+
+
+def _dated(
+    elements: list[str], where: tuple[tuple[int, int | None], ...], component_sep: str
+) -> list[str]:
+    """The values at the date positions `where` (element, component), those present."""
+    values = []
+    for n, c in where:
+        value = elements[n] if n < len(elements) else ""
+        if c is not None and value:
+            pieces = value.split(component_sep)
+            value = pieces[c - 1] if c <= len(pieces) else ""
+        if value:
+            values.append(value)
+    return values
+
+
+def _allowed(*excluded: str) -> str:
+    """A character class of X12's set without the separators in `excluded`."""
+    chars = [chr(i) for i in range(32, 127) if _CHARACTERS.match(chr(i)) and chr(i) not in excluded]
+    return "[" + "".join(re.escape(ch) for ch in chars) + "]"
+
+
+def _value_pattern(r: Rule, cls: str, separators: str) -> str | None:
+    """An expression for a present value `_predicate(r)` accepts, or None."""
+    if r.min > r.max:
+        return None
+    if r.kind == "ID" and r.codes is not None:
+        if any(not code or any(s in code for s in separators) for code in r.codes):
+            return None
+        return "(?:" + "|".join(re.escape(c) for c in sorted(r.codes, key=len, reverse=True)) + ")"
+    if r.codes is not None:
+        return None
+    if r.kind in ("ID", "AN"):
+        return f"{cls}{{{max(r.min, 1)},{r.max}}}"
+    if r.kind in ("N0", "N2"):
+        return f"-?[0-9]{{{r.min},{r.max}}}" if r.min >= 1 else None
+    if r.kind == "R":
+        # Digits (not the sign or the point) between min and max, in _DECIMAL's shape.
+        count = rf"(?=-?(?:\.?[0-9]){{{r.min},{r.max}}}\.?(?![0-9.]))"
+        return count + r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    if r.kind == "DT":
+        lengths = [n for n in (8, 6) if r.min <= n <= r.max]
+        return "(?:" + "|".join(f"[0-9]{{{n}}}" for n in lengths) + ")" if lengths else None
+    return None
+
+
+def _compile(
+    rules: tuple[Rule, ...], element_sep: str, component_sep: str
+) -> tuple[re.Pattern, tuple[tuple[int, int | None], ...]] | None:
+    if not element_sep or element_sep == component_sep:
+        return None
+    e, c = re.escape(element_sep), re.escape(component_sep)
+    simple, piece = _allowed(element_sep), _allowed(element_sep, component_sep)
+    separators = element_sep + component_sep
+    values: list[tuple[str, bool]] = []  # (pattern of the element, may it be empty)
+    dates: list[tuple[int, int | None]] = []
+    for n, r in enumerate(rules, start=1):
+        if r.usage == "X":
+            values.append(("", True))
+            continue
+        if r.kind == "C":
+            parts: list[tuple[str, bool]] = []
+            for k, cr in enumerate(r.components, start=1):
+                if cr.usage == "X":
+                    parts.append(("", True))
+                    continue
+                body = _value_pattern(cr, piece, separators)
+                if body is None:
+                    return None
+                if cr.kind == "DT":
+                    dates.append((n, k))
+                parts.append((body, cr.usage != "M"))
+            chain = _chain(parts, c)
+            # A mandatory composite is not empty (an empty one is absent, whatever its
+            # components say); an optional one may be.
+            values.append((f"(?=[^{e}]){chain}" if r.usage == "M" else chain, r.usage != "M"))
+            continue
+        body = _value_pattern(r, simple, separators)
+        if body is None:
+            return None
+        if r.kind == "DT":
+            dates.append((n, None))
+        values.append((body, r.usage != "M"))
+    return re.compile(f"[^{e}]*{_chain(values, e, leading=True)}"), tuple(dates)
+
+
+def _chain(values: list[tuple[str, bool]], sep: str, leading: bool = False) -> str:
+    """Values joined by `sep`, where trailing ones may be left off (with their
+    separators) as long as none of them is mandatory: X12's truncation."""
+    tail = ""
+    for i in range(len(values) - 1, -1, -1):
+        body, optional = values[i]
+        value = f"(?:{body})?" if optional and body else body
+        lead = sep if (leading or i > 0) else ""
+        group = f"(?:{lead}{value}{tail})"
+        rest_optional = all(o for _, o in values[i:])
+        tail = group + "?" if rest_optional else group
+    return tail
 
 
 def _predicate(r: Rule):

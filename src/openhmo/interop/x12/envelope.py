@@ -602,7 +602,8 @@ def check_segment(
     loop: str | None = None,
 ) -> bool:
     """Check a body segment's elements; record its problems on the set. True when it is clean."""
-    problems = check(seg.elements, rules, ts.interchange.delimiters.component)
+    delimiters = ts.interchange.delimiters
+    problems = check(seg.elements, rules, delimiters.component, seg.text, delimiters.element)
     for p in problems:
         ts.problems.append(Problem.of_element(seg, position, p, loop))
     return not problems

@@ -94,6 +94,9 @@ class Segment:
     elements: list[str]
     ordinal: int  # 1-based, in the file
     line: int  # 1-based line of the file where the segment starts
+    # The segment as read (its elements joined by the element separator), for the
+    # element check's one-pass test (elements.check); "" where a segment was made up.
+    text: str = ""
 
     @property
     def id(self) -> str:
@@ -163,7 +166,8 @@ def make_segment(
             line=line,
             position=ordinal + 1,
         )
-    return Segment(text.rstrip("\r\n").split(separator), ordinal + 1, line), line + text.count("\n")
+    body = text.rstrip("\r\n")
+    return Segment(body.split(separator), ordinal + 1, line, body), line + text.count("\n")
 
 
 def batches(
