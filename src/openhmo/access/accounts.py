@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from openhmo.access.models import ROLES, ApiAccount
 from openhmo.access.passwords import hash_secret, verify_secret
 from openhmo.access.scopes import check_account_scopes
-from openhmo.db.types import utcnow
+from openhmo.db.types import as_aware, utcnow
 from openhmo.enrollment.models import Member
 from openhmo.history.record import record_change
 from openhmo.network.models import Provider
@@ -99,7 +99,7 @@ def authenticate(session: Session, username: str, secret: str) -> ApiAccount | N
     if account is None:
         return None
     now = utcnow()
-    locked = account.locked_until is not None and _aware(account.locked_until) > now
+    locked = account.locked_until is not None and as_aware(account.locked_until) > now
     if locked:
         return None
     if not ok:
@@ -113,8 +113,3 @@ def authenticate(session: Session, username: str, secret: str) -> ApiAccount | N
     if not account.active:
         return None
     return account
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; they are stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -29,7 +29,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from openhmo.access.models import ApiAccount, OAuthClient, OAuthGrant
 from openhmo.access.passwords import hash_secret, verify_secret
 from openhmo.access.scopes import ScopeError, grant, parse_all
-from openhmo.db.types import utcnow
+from openhmo.db.types import as_aware, utcnow
 from openhmo.enrollment.models import Member
 from openhmo.history.record import record_change
 
@@ -122,11 +122,6 @@ class Issued:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes; everything here is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register_client(
@@ -356,7 +351,7 @@ def exchange_code(
         if row.revoked_at is None:
             _revoke(session, row, actor=client.client_id, why="authorization code used twice")
         raise OAuthError("invalid_grant", "the authorization code was already used")
-    if _aware(row.code_expires_at) < utcnow():
+    if as_aware(row.code_expires_at) < utcnow():
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if redirect_uri != row.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
@@ -398,7 +393,7 @@ def refresh(
         raise OAuthError(
             "invalid_grant", "the refresh token was already used; the authorization is revoked"
         )
-    if row.refresh_expires_at is None or _aware(row.refresh_expires_at) < utcnow():
+    if row.refresh_expires_at is None or as_aware(row.refresh_expires_at) < utcnow():
         raise OAuthError("invalid_grant", "the refresh token has expired")
     account, patient = _account(session, row)
     scopes = row.scopes
@@ -463,7 +458,7 @@ def connections(session: Session, account_id: int) -> list[Connection]:
         .order_by(OAuthGrant.created_at, OAuthGrant.id)
     ).all()
     return [
-        Connection(g.id, client_id, name, g.scopes, g.offline, _aware(g.created_at))
+        Connection(g.id, client_id, name, g.scopes, g.offline, as_aware(g.created_at))
         for g, client_id, name in rows
     ]
 

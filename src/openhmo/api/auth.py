@@ -58,20 +58,26 @@ def client_credentials(
     return basic if basic else (client_id, client_secret)
 
 
-def _app_tokens(issued: apps.Issued, key: str) -> JSONResponse:
-    """The answer to an app (SMART App Launch): the patient in context, a refresh token."""
-    account = issued.account
-    claims = TokenClaims(
+def _claims(
+    account, scopes: str, grant_id: int | None = None, client_id: str | None = None
+) -> TokenClaims:
+    """What a token for `account` carries: who, the role, the scopes, and the app's grant."""
+    return TokenClaims(
         account_id=account.id,
         username=account.username,
         role=account.role,
-        scopes=issued.scopes,
+        scopes=scopes,
         member_id=account.member_id,
         provider_id=account.provider_id,
         expires_at=expiry(),
-        grant_id=issued.grant.id,
-        client_id=issued.client_id,
+        grant_id=grant_id,
+        client_id=client_id,
     )
+
+
+def _app_tokens(issued: apps.Issued, key: str) -> JSONResponse:
+    """The answer to an app (SMART App Launch): the patient in context, a refresh token."""
+    claims = _claims(issued.account, issued.scopes, issued.grant.id, issued.client_id)
     body = {
         "access_token": issue(key, claims),
         "token_type": "Bearer",
@@ -145,15 +151,7 @@ def token(
         scopes = grant(scope, account.scopes)
     except ScopeError as exc:
         return _refuse(400, "invalid_scope", str(exc))
-    claims = TokenClaims(
-        account_id=account.id,
-        username=account.username,
-        role=account.role,
-        scopes=scopes,
-        member_id=account.member_id,
-        provider_id=account.provider_id,
-        expires_at=expiry(),
-    )
+    claims = _claims(account, scopes)
     body = TokenAnswer(
         access_token=issue(request.app.state.signing_key, claims),
         token_type="Bearer",

@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_aware(moment: datetime) -> datetime:
+    """A stored timestamp as an aware UTC datetime: SQLite gives them back naive."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 Timestamp = Annotated[
     datetime, mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 ]

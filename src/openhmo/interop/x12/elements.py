@@ -230,33 +230,29 @@ def _compile(
     separators = element_sep + component_sep
     values: list[tuple[str, bool]] = []  # (pattern of the element, may it be empty)
     dates: list[tuple[int, int | None]] = []
+
+    def value(r: Rule, cls: str, where: tuple[int, int | None]) -> tuple[str, bool] | None:
+        if r.usage == "X":  # must be empty
+            return "", True
+        body = _value_pattern(r, cls, separators)
+        if body is not None and r.kind == "DT":
+            dates.append(where)
+        return None if body is None else (body, r.usage != "M")
+
     for n, r in enumerate(rules, start=1):
-        if r.usage == "X":
-            values.append(("", True))
-            continue
-        if r.kind == "C":
-            parts: list[tuple[str, bool]] = []
-            for k, cr in enumerate(r.components, start=1):
-                if cr.usage == "X":
-                    parts.append(("", True))
-                    continue
-                body = _value_pattern(cr, piece, separators)
-                if body is None:
-                    return None
-                if cr.kind == "DT":
-                    dates.append((n, k))
-                parts.append((body, cr.usage != "M"))
+        if r.kind == "C" and r.usage != "X":
+            parts = [value(cr, piece, (n, k)) for k, cr in enumerate(r.components, start=1)]
+            if None in parts:
+                return None
             chain = _chain(parts, c)
             # A mandatory composite is not empty (an empty one is absent, whatever its
             # components say); an optional one may be.
             values.append((f"(?=[^{e}]){chain}" if r.usage == "M" else chain, r.usage != "M"))
             continue
-        body = _value_pattern(r, simple, separators)
-        if body is None:
+        found = value(r, simple, (n, None))
+        if found is None:
             return None
-        if r.kind == "DT":
-            dates.append((n, None))
-        values.append((body, r.usage != "M"))
+        values.append(found)
     return re.compile(f"[^{e}]*{_chain(values, e, leading=True)}"), tuple(dates)
 
 
