@@ -399,6 +399,9 @@ def test_apps_are_registered_from_the_command_line(database_url, monkeypatch):
         SERVER_REDIRECT,
         "https://budget.example/cb2",
     ]
+    off = runner.invoke(app, ["api", "disable-client", "pal"])
+    assert off.exit_code == 0 and "pal disabled; 0 member grant(s) revoked" in off.output
+    assert runner.invoke(app, ["api", "disable-client", "nobody"]).exit_code != 0
 
 
 def test_a_member_sees_her_connected_apps_and_disconnects_one(api):
@@ -440,3 +443,33 @@ def test_a_member_sees_her_connected_apps_and_disconnects_one(api):
     )
     assert again.status_code == 400
     assert httpx.get(f"{base}/auth/apps", headers=sam, timeout=30).json() == []
+
+
+def test_a_disabled_app_loses_every_grant_at_once(api):
+    from openhmo.access.apps import disable_client
+
+    base, world, engine = api
+    with session_factory(engine)() as s:
+        register_client(s, "rogue-app", "Rogue", [REDIRECT], secret=None, actor="test")
+        s.commit()
+    verifier, challenge = pkce()
+    params = ask(base, challenge, client_id="rogue-app")
+    code = code_of(approve(base, params, "lee"), params["state"])
+    tokens = exchange(base, code, verifier, client_id="rogue-app").json()
+    assert fhir(base, tokens["access_token"], f"Patient/{world.lee}").status_code == 200
+    with session_factory(engine)() as s:
+        assert disable_client(s, "rogue-app", actor="staff:security") == 1
+        s.commit()
+    assert fhir(base, tokens["access_token"], f"Patient/{world.lee}").status_code == 401
+    again = httpx.post(
+        f"{base}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "rogue-app",
+        },
+        timeout=30,
+    )
+    assert again.status_code == 401  # the client itself is no longer known
+    page = httpx.get(f"{base}/auth/authorize", params=params, follow_redirects=False)
+    assert page.status_code == 400 and "location" not in page.headers

@@ -474,3 +474,28 @@ def disconnect(session: Session, account: ApiAccount, grant_id: int) -> bool:
         return False
     _revoke(session, row, actor=account.username, why="disconnected by the member")
     return True
+
+
+def disable_client(session: Session, client_id: str, *, actor: str) -> int:
+    """Stop an app (a leaked secret, an app gone bad): no new grants, and every grant it
+    holds revoked, its tokens with them. Returns how many grants were revoked."""
+    client = session.scalar(
+        select(OAuthClient).where(OAuthClient.client_id == client_id).with_for_update()
+    )
+    if client is None:
+        raise ValueError(f"no app with client id {client_id!r}")
+    client.active = False
+    live = session.scalars(
+        select(OAuthGrant).where(OAuthGrant.client_id == client.id, OAuthGrant.revoked_at.is_(None))
+    ).all()
+    for row in live:
+        _revoke(session, row, actor=actor, why="the app was disabled")
+    record_change(
+        session,
+        actor=actor,
+        entity="oauth_client",
+        entity_id=str(client.id),
+        action="disabled",
+        changes={"client_id": client_id, "grants_revoked": len(live)},
+    )
+    return len(live)

@@ -93,3 +93,16 @@ def add_client(
             console.print(f"app {client.client_id} ({kind}): {name}")
     except ValueError as exc:
         raise fail(str(exc)) from exc
+
+
+@app.command("disable-client")
+def disable_client(client_id: str = typer.Argument(..., help="The app's client id.")) -> None:
+    """Stop an app: it gets no new grants, and every member's grant to it ends now."""
+    from openhmo.access.apps import disable_client as disable
+
+    try:
+        with unit_of_work() as session:
+            revoked = disable(session, client_id, actor=actor())
+            console.print(f"app {client_id} disabled; {revoked} member grant(s) revoked")
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
