@@ -73,6 +73,7 @@ class AuthorizationAsk:
 
     client_id: str
     client_name: str
+    client_key: int  # the registered client's row, read once by read_authorization
     redirect_uri: str
     state: str | None
     data_scopes: str
@@ -236,6 +237,7 @@ def read_authorization(
     return AuthorizationAsk(
         client_id=client.client_id,
         client_name=client.name,
+        client_key=client.id,
         redirect_uri=redirect_uri,
         state=params.get("state"),
         data_scopes=" ".join(data),
@@ -254,10 +256,9 @@ def approve(
         scopes = grant(ask.data_scopes, account.scopes)
     except ScopeError as exc:
         raise OAuthError("invalid_scope", str(exc)) from exc
-    client = session.scalar(select(OAuthClient).where(OAuthClient.client_id == ask.client_id))
     code = secrets.token_urlsafe(32)
     row = OAuthGrant(
-        client_id=client.id,
+        client_id=ask.client_key,
         account_id=account.id,
         scopes=scopes,
         offline=ask.offline,

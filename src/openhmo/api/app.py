@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import selectinload, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from openhmo.access.tokens import signing_key
@@ -35,7 +35,8 @@ def warm(sessions: sessionmaker) -> int:
     counties()
     catalogue()
     with sessions() as session:
-        plans = session.scalars(select(Plan)).all()
+        # Every plan's years in one more query, not one per plan.
+        plans = session.scalars(select(Plan).options(selectinload(Plan.years))).all()
         for plan in plans:
             if plan.years:
                 design_of(plan)
