@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import polars as pl
 
 from openhmo.adjudication.context import Context
@@ -74,11 +72,6 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
 
 
-@cache
-def _billable_codes() -> pl.Series:
-    return pl.Series("code", sorted(billable_codes()), dtype=pl.String)
-
-
 def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     blank = lambda c: pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "")  # noqa: E731
     missing = (
@@ -102,12 +95,16 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         rarc="N290",
         clause="intake: NPI check digit",
     )
-    # is_billable, for every line at once: principal_dx is already without dots, in
-    # upper case (engine._prepare); an empty code is in no list.
-    billable = pl.col("principal_dx").str.strip_chars().is_in(_billable_codes().implode())
+    # is_billable, once per distinct code (a partition repeats a few thousand codes; a
+    # claim has one or two): is_in against all 74,000 billable codes built their hash set
+    # at every call, 7 ms of a real-time claim's engine call. principal_dx is already
+    # without dots, in upper case (engine._prepare); an empty code is in no list.
+    codes = w.get_column("principal_dx").drop_nulls().unique().to_list()
+    billable = billable_codes()
+    unbillable = pl.Series([c for c in codes if c.strip() not in billable], dtype=S)
     w = settle(
         w,
-        pl.col("principal_dx").is_null() | ~billable,
+        pl.col("principal_dx").is_null() | pl.col("principal_dx").is_in(unbillable.implode()),
         step="intake",
         carc="16",
         rarc="M76",
