@@ -5,6 +5,8 @@
   plans a directory search over 100,000 providers as if the tables were empty.
 - The API server's statements on PostgreSQL have a timeout: a search stuck behind a lock
   is answered 503 with an OperationOutcome, and the server answers again afterwards.
+- On SQLite the same timeout is how long a call waits for the one writer: a call that
+  waits longer is answered 503 (come back), one whose writer finishes in time waits.
 """
 
 from __future__ import annotations
@@ -79,3 +81,42 @@ def test_a_search_stuck_behind_a_lock_is_a_503_and_the_server_goes_on(engine):
         release.set()
         holder.join(10)
         timed.dispose()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_sqlite_writer_is_waited_for_up_to_the_servers_timeout(engine):
+    url = engine.url.render_as_string(hide_password=False)
+    asked = {"grant_type": "password", "username": "nobody", "password": "x" * 12}
+
+    def holding_the_writer(seconds: float):
+        held = threading.Event()
+
+        def hold() -> None:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("UPDATE network SET name = name")  # takes the write lock
+                held.set()
+                threading.Event().wait(seconds)
+                conn.rollback()
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        assert held.wait(10)
+        return thread
+
+    def asked_while_held(timeout_ms: int, held_s: float) -> httpx.Response:
+        timed = make_engine(url, statement_timeout_ms=timeout_ms)
+        try:
+            holder = holding_the_writer(held_s)
+            with serve(timed) as base:
+                answer = httpx.post(f"{base}/auth/token", data=asked, timeout=30)
+            holder.join(10)
+            return answer
+        finally:
+            timed.dispose()
+
+    answer = asked_while_held(300, 3)
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    answer = asked_while_held(15_000, 1)
+    # waited for the writer, then refused the login (RFC 6749: invalid_grant)
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"

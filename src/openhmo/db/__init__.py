@@ -53,10 +53,14 @@ def make_engine(
     url: str | None = None, *, statement_timeout_ms: int | None = None, **kwargs
 ) -> Engine:
     """An engine for `url` (default: the configured database). `statement_timeout_ms`
-    (PostgreSQL) cancels any statement that runs longer, e.g. for a server whose callers
+    cancels any statement that runs longer (PostgreSQL) or waits longer for SQLite's one
+    writer (its busy timeout; the driver's default is 5 s), e.g. for a server whose callers
     would rather have an error than wait."""
     url = url or database_url()
     if url.startswith("sqlite"):
+        if statement_timeout_ms is not None:
+            timeout = {"timeout": statement_timeout_ms / 1000}
+            kwargs["connect_args"] = {**kwargs.get("connect_args", {}), **timeout}
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -64,6 +68,12 @@ def make_engine(
     if statement_timeout_ms is not None:
         options = f"-c statement_timeout={int(statement_timeout_ms)}"
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
+    # Up to 40 connections, 20 kept: the API's request threads (AnyIO's 40) each hold one
+    # at most. With SQLAlchemy's default (5 kept, 10 more) a busy server opened and closed
+    # a PostgreSQL connection (a new server process) for most requests, and requests
+    # queued for the 15.
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
