@@ -306,12 +306,24 @@ def run_load(base: str, token: str | None, requests: list[dict], work: Path, **s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# Callers of the closed loop. Claims: the server decides the claims submitted at the same
+# moment in one engine run (claims.realtime), so its capacity shows only with many
+# submitters at once, as a plan has (provider offices, clearinghouses).
+CALLERS = {"claim": 32}
+
+
 def _scenario(name: str, make, rate: int, base: str, token: str | None, args, work) -> list:
-    """Capacity first (closed loop, 4 callers); then the open loop at the target rate if
+    """Capacity first (closed loop, 4 callers; 32 for claims); then the open loop at the target rate if
     the server can carry it with room to spare, else at 70% of its capacity, so the run
     always ends."""
     capacity = run_load(
-        base, token, make(4000), work, mode="closed", concurrency=4, seconds=args.probe_seconds
+        base,
+        token,
+        make(4000),
+        work,
+        mode="closed",
+        concurrency=CALLERS.get(name, 4),
+        seconds=args.probe_seconds,
     )
     capacity.update(scenario=name)
     carried = capacity["achieved_rate"]

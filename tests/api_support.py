@@ -183,6 +183,7 @@ def serve(engine: Engine, *, lifespan: str = "off") -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+        app.state.adjudicator.close()  # its thread, when lifespan="off" left it running
 
 
 def token(base: str, username: str, *, scope: str | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 from sqlalchemy import func, select
 
@@ -22,9 +24,18 @@ def test_the_zip_table_and_every_plan_design_are_loaded_before_the_first_call(en
     geo.zip_table.cache_clear()
     geo.counties.cache_clear()
     store._designs.clear()
-    with serve(engine, lifespan="on") as base:
-        # Started means the start-up has run: nothing has been asked yet.
-        assert geo.zip_table.cache_info().currsize == 1
-        assert geo.counties.cache_info().currsize == 1
-        assert len(store._designs) == plans
-        assert httpx.get(f"{base}/fhir/metadata", timeout=30).status_code == 200
+    gc.unfreeze()
+    try:
+        with serve(engine, lifespan="on") as base:
+            # Started means the start-up has run: nothing has been asked yet.
+            assert geo.zip_table.cache_info().currsize == 1
+            assert geo.counties.cache_info().currsize == 1
+            assert len(store._designs) == plans
+            # What was loaded is frozen: the garbage collector walks it no more.
+            zips = geo.zip_table()
+            assert gc.get_freeze_count() > 0
+            assert gc.is_tracked(zips)
+            assert all(o is not zips for o in gc.get_objects(generation=2))
+            assert httpx.get(f"{base}/fhir/metadata", timeout=30).status_code == 200
+    finally:
+        gc.unfreeze()  # the test process's own objects are collected again

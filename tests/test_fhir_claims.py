@@ -608,3 +608,33 @@ def test_the_same_claim_sent_four_times_at_once_is_one_claim(api):
     assert [a.status_code for a in answers] == [200] * 4
     assert len({a.content for a in answers}) == 1
     assert claim_count(sessions) == before + 1
+
+
+def test_claims_submitted_at_once_each_get_their_own_decision(api):
+    """Two offices and a clearinghouse submit eight claims of two families at the same
+    moment: the server decides them together (claims.realtime) and each answer is its
+    own claim's decision, the one stored, to the cent."""
+    clients, w, sessions = api
+    sent = [
+        ("welby", w.ada, w.welby_npi, "99213"),
+        ("casey", w.lee, w.casey_npi, "99214"),
+        ("clearinghouse", w.sam, w.welby_npi, "99214"),
+        ("welby", w.kid, w.welby_npi, "99213"),
+    ] * 2
+    resources = [
+        (who, fhir_claim(member, npi, code, key=f"at-once-{i}", day=f"2026-08-{10 + i:02d}"))
+        for i, (who, member, npi, code) in enumerate(sent)
+    ]
+    with ThreadPoolExecutor(len(resources)) as pool:
+        answers = list(pool.map(lambda pair: submit(clients[pair[0]], pair[1]), resources))
+    assert [a.status_code for a in answers] == [200] * len(resources)
+    for (_, resource), response in zip(resources, answers, strict=True):
+        body = answer(response)
+        assert body["outcome"] == "complete"
+        claim, [decision] = stored(sessions, body["id"])
+        assert claim.patient_control_number == resource["identifier"][0]["value"]
+        assert body["patient"]["reference"] == f"Patient/{claim.member_number}"
+        got = amounts(body["item"][0])
+        assert got["benefit"] == Decimal(decision.plan_paid_cents) / 100
+        assert got["copay"] == Decimal(decision.copay_cents) / 100 == Decimal("25.00")
+        assert got["eligible"] == Decimal(decision.allowed_cents) / 100

@@ -3,9 +3,11 @@
 POST /fhir/Claim/$submit takes a Claim (or a Bundle whose first entry is the Claim, with
 the Patient, Coverage and Practitioners it references; or Parameters holding either),
 maps it to the intake's ClaimIn (openhmo.interop.fhir.claim), stores it with
-`claims.intake.submit_claim` and adjudicates its family plan year with
-`claims.service.adjudicate_claim`, all in the request's one transaction, and answers the
-ClaimResponse. Claim.identifier is the idempotency key: the same Claim sent again finds
+`claims.intake.submit_claim` (committed: from then on the plan has the claim), has its
+family plan year adjudicated in real time by the server's adjudicator, which decides the
+claims submitted at the same moment in one engine run (claims.realtime), and answers the
+ClaimResponse. A claim not decided within DECISION_WAIT_S seconds is answered `queued`
+(it is still decided). Claim.identifier is the idempotency key: the same Claim sent again finds
 the stored claim and answers the same ClaimResponse (nothing is re-run unless the claim
 was never adjudicated); the same identifier with other content is a 409.
 
@@ -32,14 +34,13 @@ from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, provider_npi, visible_members
-from openhmo.api.deps import AuditedDB, WriteDB, require
+from openhmo.api.deps import AuditedDB, require
 from openhmo.api.errors import ApiError
 from openhmo.api.fhir.capabilities import Operation, ResourceSupport, SearchParam, declare
 from openhmo.api.fhir.inputs import Body, Count, Offset, PlainText, language, refuse
 from openhmo.api.fhir.responses import DEFAULT_COUNT, base_url, fhir_response, page, query_params
-from openhmo.claims.intake import ClaimError, submit_claim
+from openhmo.claims.intake import ClaimError, sqlite_write_lock, submit_claim
 from openhmo.claims.models import RECEIVED, Claim, ClaimLine, LineDecision
-from openhmo.claims.service import adjudicate_claim
 from openhmo.config import plan_identity
 from openhmo.db.types import utcnow
 from openhmo.enrollment.models import MemberCoverage
@@ -79,6 +80,8 @@ declare(
 
 Submitter = Annotated[Caller, Depends(require("Claim", "write"))]
 Reader = Annotated[Caller, Depends(require("ClaimResponse", "read"))]
+# How long a Claim/$submit waits for its decision before it answers `queued`.
+DECISION_WAIT_S = 30.0
 
 
 def _visible(session: Session, caller: Caller, today: date) -> Any:
@@ -163,7 +166,7 @@ def _claim_error(exc: ClaimError, paths: dict[str, str]) -> ApiError:
 
 
 @router.post("/Claim/$submit", summary="Submit a claim; answered with its ClaimResponse")
-def submit(request: Request, caller: Submitter, session: WriteDB, body: Body):
+def submit(request: Request, caller: Submitter, body: Body):
     lang = language(request)
     try:
         wanted = unwrap(body, "Claim")
@@ -176,27 +179,44 @@ def submit(request: Request, caller: Submitter, session: WriteDB, body: Body):
         claim_input = claim_in(mapped, submitter=caller.username)
     except FhirInputError as exc:
         refuse(exc)
-    if caller.role == "provider":
-        npi = provider_npi(session, caller)
-        rendering = {claim_input.rendering_npi, *(ln.rendering_npi for ln in claim_input.lines)}
-        if npi != claim_input.billing_npi and npi not in rendering:
-            raise ApiError(
-                403,
-                f"a provider office submits its own claims: NPI {npi} is neither the billing "
-                "nor a rendering provider of this claim",
-                code="forbidden",
-                expression=[mapped.paths["billing_npi"]],
-            )
+    sessions = request.app.state.sessions
     try:
-        claim = submit_claim(session, claim_input, received_at=utcnow(), actor=caller.username)
-        # A resubmission answers with the decisions stored; only a claim never decided runs.
-        if claim.status == RECEIVED:
-            adjudicate_claim(session, claim.claim_id, actor=caller.username)
+        # Stored first, in a transaction of its own: a received claim is a claim the plan
+        # has (the 837 intake stores them so too), whatever happens to its adjudication.
+        with sessions() as session, session.begin():
+            sqlite_write_lock(session)
+            if caller.role == "provider":
+                _own_claim(session, caller, claim_input, mapped.paths)
+            claim = submit_claim(session, claim_input, received_at=utcnow(), actor=caller.username)
+            claim_id, waiting = claim.claim_id, claim.status == RECEIVED
+        # A resubmission answers with the decisions stored; only a claim never decided runs,
+        # with the claims submitted at the same moment (claims.realtime).
+        if waiting:
+            request.app.state.adjudicator.decide(
+                claim_id, actor=caller.username, timeout=DECISION_WAIT_S
+            )
     except ClaimError as exc:
         raise _claim_error(exc, mapped.paths) from None
-    answer = _responses(session, [claim], lang)[0]
-    _audit(session, caller, [claim], "read", "POST /fhir/Claim/$submit")
+    with sessions() as session, session.begin():
+        sqlite_write_lock(session)
+        claim = session.scalar(select(Claim).where(Claim.claim_id == claim_id))
+        answer = _responses(session, [claim], lang)[0]
+        _audit(session, caller, [claim], "read", "POST /fhir/Claim/$submit")
     return fhir_response(answer)
+
+
+def _own_claim(session: Session, caller: Caller, claim_input, paths: dict[str, str]) -> None:
+    """A provider office submits only claims it bills or renders."""
+    npi = provider_npi(session, caller)
+    rendering = {claim_input.rendering_npi, *(ln.rendering_npi for ln in claim_input.lines)}
+    if npi != claim_input.billing_npi and npi not in rendering:
+        raise ApiError(
+            403,
+            f"a provider office submits its own claims: NPI {npi} is neither the billing "
+            "nor a rendering provider of this claim",
+            code="forbidden",
+            expression=[paths["billing_npi"]],
+        )
 
 
 @router.get(
