@@ -6,8 +6,9 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from api_support import PASSWORD, client, seed_world, serve, token
+from api_support import PASSWORD, client, fhir_eligibility, seed_world, serve, token
 from openhmo.access.models import ApiAccount
+from openhmo.access.scopes import Scope, ScopeError, allows, grant
 from openhmo.db import session_factory
 
 
@@ -83,6 +84,17 @@ def test_a_password_gives_a_bearer_token_with_the_roles_scopes(api):
             None,
             400,
             "invalid_scope",
+        ),
+        # SMART 2.0: a member may not create claims, nor ask for letters out of order or
+        # for a finer scope that nothing here would apply.
+        *(
+            (
+                {"grant_type": "password", "username": "ada", "password": PASSWORD, "scope": s},
+                None,
+                400,
+                "invalid_scope",
+            )
+            for s in ("patient/Claim.c", "patient/*.sr", "patient/Observation.rs?category=vital")
         ),
     ],
 )
@@ -195,3 +207,72 @@ def test_five_wrong_passwords_in_a_row_pause_sign_in(api):
         s.commit()
     assert sign_in(PASSWORD).status_code == 200
     assert state() == (0, None)
+
+
+def test_smart_v2_permissions_are_the_letters_of_cruds_and_v1_maps_onto_them():
+    assert Scope.parse("patient/*.read").permissions == "rs"
+    assert Scope.parse("user/Claim.write").permissions == "cud"
+    assert Scope.parse("system/*.*").permissions == "cruds"
+    assert Scope.parse("patient/Patient.rs").permissions == "rs"
+    for bad in ("patient/*.", "patient/*.sr", "patient/*.cruds.read", "patient/*.x", "group/*.rs"):
+        with pytest.raises(ScopeError):
+            Scope.parse(bad)
+    # read by id needs r, search s, writing (always a create here) c
+    assert allows("patient/Patient.r", "Patient", "read")
+    assert not allows("patient/Patient.r", "Patient", "search")
+    assert allows("patient/Patient.s", "Patient", "search")
+    assert not allows("patient/Patient.s", "Patient", "read")
+    assert allows("patient/*.read", "Coverage", "search")
+    assert allows("user/Claim.c", "Claim", "write") and not allows(
+        "user/Claim.ud", "Claim", "write"
+    )
+    # a grant keeps the scopes as they were asked, within what the account has
+    member = "patient/*.read patient/CoverageEligibilityRequest.write"
+    assert grant("patient/*.rs patient/CoverageEligibilityRequest.c", member) == (
+        "patient/*.rs patient/CoverageEligibilityRequest.c"
+    )
+    assert grant("patient/Coverage.s", member) == "patient/Coverage.s"
+    # together: read of everything and create of eligibility requests
+    assert grant("patient/CoverageEligibilityRequest.cr", member) == (
+        "patient/CoverageEligibilityRequest.cr"
+    )
+    with pytest.raises(ScopeError):
+        grant("patient/Claim.cr", member)
+    with pytest.raises(ScopeError):
+        grant("user/Patient.r", member)
+
+
+def test_a_smart_v2_token_lets_through_what_its_letters_say(api):
+    base, w, _ = api
+
+    def answers(scope: str) -> tuple[int, ...]:
+        headers = {"Authorization": f"Bearer {token(base, 'ada', scope=scope)}"}
+        calls = (
+            ("GET", f"/fhir/Patient/{w.ada}", None),
+            ("GET", "/fhir/Patient", None),
+            ("GET", f"/fhir/ExplanationOfBenefit?patient={w.ada}", None),
+            ("POST", "/fhir/CoverageEligibilityRequest/$submit", fhir_eligibility(w.ada)),
+        )
+        return tuple(
+            httpx.request(method, base + path, json=body, headers=headers).status_code
+            for method, path, body in calls
+        )
+
+    assert answers("patient/Patient.r") == (200, 403, 403, 403)
+    assert answers("patient/*.s") == (403, 200, 200, 403)
+    assert answers("patient/*.rs patient/CoverageEligibilityRequest.c") == (200, 200, 200, 200)
+    assert answers("patient/CoverageEligibilityRequest.c") == (403, 403, 403, 200)
+    granted = httpx.post(
+        f"{base}/auth/token",
+        data={
+            "grant_type": "password",
+            "username": "ada",
+            "password": PASSWORD,
+            "scope": "patient/*.rs",
+        },
+    ).json()
+    assert granted["scope"] == "patient/*.rs"
+    config = httpx.get(f"{base}/fhir/.well-known/smart-configuration").json()
+    assert (
+        "permission-v2" in config["capabilities"] and "patient/*.rs" in config["scopes_supported"]
+    )

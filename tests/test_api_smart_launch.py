@@ -149,6 +149,27 @@ def test_an_app_reads_only_its_member_s_family_with_the_token_it_gets(api):
     assert actors == {f"ada via app {APP}"}
 
 
+def test_an_app_asking_smart_v2_scopes_gets_them_and_no_more(api):
+    base, world, _ = api
+    verifier, challenge = pkce()
+    params = ask(base, challenge, scope="launch/patient patient/Patient.r patient/Coverage.rs")
+    page = httpx.get(f"{base}/auth/authorize", params=params, timeout=30)
+    assert page.status_code == 200 and "Patient" in page.text and "Coverage" in page.text
+    answer = exchange(base, code_of(approve(base, params), params["state"]), verifier)
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    assert set(tokens["scope"].split()) == {
+        "patient/Patient.r",
+        "patient/Coverage.rs",
+        "launch/patient",
+    }
+    token = tokens["access_token"]
+    assert fhir(base, token, f"Patient/{world.ada}").status_code == 200
+    assert fhir(base, token, "Patient").status_code == 403  # r: read by id, not search
+    assert fhir(base, token, "Coverage").status_code == 200
+    assert fhir(base, token, "ExplanationOfBenefit").status_code == 403
+
+
 def test_a_code_is_single_use_and_its_second_use_revokes_the_grant(api):
     base, world, _ = api
     verifier, challenge = pkce()

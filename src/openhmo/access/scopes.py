@@ -1,10 +1,15 @@
-"""SMART-style scopes: `context/Resource.action`, and what each role may be granted.
+"""SMART scopes: `context/Resource.permissions`, and what each role may be granted.
 
 context is `patient` (a member's own data), `user` (what the signed-in person may see)
 or `system` (a back-end client, bulk); Resource is a FHIR resource type, a staff API
-area (Plan, Premium, PendedClaim, Referral) or `*`; action is `read`, `write` or `*`
-(SMART App Launch 1.0 scopes). A token carries the scopes asked for that its account
-allows; a call needs one scope that covers its resource and action.
+area (Plan, Premium, PendedClaim, Referral) or `*`. Permissions are written either as
+SMART App Launch 1.0 has them, `read`, `write` or `*`, or as 2.0 has them, the letters of
+`cruds` that apply, in that order (create, read, update, delete, search): `.rs` is 1.0's
+`.read`, `.cud` its `.write`. A token carries the scopes asked for that its account
+allows, written as they were asked; a call needs one scope that covers its resource and
+its action: reading one resource by id (r), searching (s), or writing, which in this API
+is always creating (c: a claim, a referral request, an eligibility request).
+2.0's finer scopes (`?category=...`) are refused: nothing here narrows a search by them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.(read|write|\*)$")
+_SCOPE = re.compile(
+    r"^(?P<context>patient|user|system)/(?P<resource>[A-Za-z]+|\*)"
+    r"\.(?P<permissions>read|write|\*|(?=[cruds])c?r?u?d?s?)$"
+)
+# SMART 1.0's permissions as 2.0's letters.
+_V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+# What each action of a route needs.
+ACTIONS = {"read": "r", "search": "s", "write": "c"}
 
 # The most each role may be granted (an account may be given less).
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
@@ -29,34 +41,33 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
 
 
 class ScopeError(ValueError):
-    """A scope that is not SMART-style, or not one the account may have."""
+    """A scope that is not a SMART scope, or not one the account may have."""
 
 
 @dataclass(frozen=True)
 class Scope:
     context: str
     resource: str
-    action: str
+    permissions: str  # the letters of "cruds" it grants
+    text: str  # as it was written (1.0 or 2.0)
 
     @classmethod
     def parse(cls, text: str) -> Scope:
         match = _SCOPE.match(text)
         if match is None:
             raise ScopeError(
-                f"scope {text!r} is not context/Resource.action "
-                "(context patient, user or system; action read, write or *)"
+                f"scope {text!r} is not context/Resource.permissions (context patient, user "
+                "or system; permissions read, write or *, or the letters of cruds in that "
+                "order, e.g. .rs)"
             )
-        return cls(*match.groups())
+        written = match["permissions"]
+        return cls(match["context"], match["resource"], _V1.get(written, written), text)
 
-    def covers(self, other: Scope) -> bool:
-        return (
-            self.context == other.context
-            and self.resource in ("*", other.resource)
-            and self.action in ("*", other.action)
-        )
+    def allows(self, resource: str, action: str) -> bool:
+        return self.resource in ("*", resource) and ACTIONS[action] in self.permissions
 
     def __str__(self) -> str:
-        return f"{self.context}/{self.resource}.{self.action}"
+        return self.text
 
 
 def parse_all(text: str) -> list[Scope]:
@@ -76,17 +87,23 @@ def grant(requested: str | None, allowed: str) -> str:
     wanted = [p for p in requested.split() if p not in ("openid", "fhirUser", "offline_access")]
     granted = []
     for scope in parse_all(" ".join(wanted)):
-        if not any(a.covers(scope) for a in allowed_scopes):
+        # What the account's scopes allow together: `.cr` of a resource is allowed by a
+        # `.read` of every resource and a `.write` of that one.
+        letters = {
+            letter
+            for a in allowed_scopes
+            if a.context == scope.context and a.resource in ("*", scope.resource)
+            for letter in a.permissions
+        }
+        if not set(scope.permissions) <= letters:
             raise ScopeError(f"scope {scope} is not allowed for this account")
         granted.append(str(scope))
     return " ".join(granted)
 
 
 def allows(scopes: str, resource: str, action: str) -> bool:
-    """Whether a token's scopes cover `action` on `resource` in any context."""
-    return any(
-        s.resource in ("*", resource) and s.action in ("*", action) for s in parse_all(scopes)
-    )
+    """Whether a token's scopes allow `action` (read, search, write) on `resource`."""
+    return any(s.allows(resource, action) for s in parse_all(scopes))
 
 
 def role_scopes(role: str) -> str:

@@ -26,6 +26,7 @@ from openhmo.interop.fhir.common import searchset
 
 router = APIRouter()
 Staff = Annotated[Caller, Depends(require("AuditEvent", "read", roles=("staff",)))]
+StaffSearch = Annotated[Caller, Depends(require("AuditEvent", "search", roles=("staff",)))]
 
 declare(
     ResourceSupport(
@@ -82,7 +83,7 @@ def read(event_id: str, session: DB, _caller: Staff):
 def search(
     request: Request,
     session: DB,
-    _caller: Staff,
+    _caller: StaffSearch,
     count: Annotated[int, Query(alias="_count", ge=0, le=MAX_COUNT)] = DEFAULT_COUNT,
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ):

@@ -80,6 +80,7 @@ declare(
 
 Submitter = Annotated[Caller, Depends(require("Claim", "write"))]
 Reader = Annotated[Caller, Depends(require("ClaimResponse", "read"))]
+Searcher = Annotated[Caller, Depends(require("ClaimResponse", "search"))]
 # How long a Claim/$submit waits for its decision before it answers `queued`.
 DECISION_WAIT_S = 30.0
 
@@ -242,7 +243,7 @@ def _member_number(value: str) -> str:
 @router.get("/ClaimResponse", summary="Search ClaimResponses", dependencies=PlainText)
 def search_claim_responses(
     request: Request,
-    caller: Reader,
+    caller: Searcher,
     session: AuditedDB,
     patient: str | None = None,
     ids: Annotated[str | None, Query(alias="_id")] = None,

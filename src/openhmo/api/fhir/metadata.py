@@ -18,6 +18,8 @@ SMART_CAPABILITIES = [
     "permission-offline",
     "permission-patient",
     "permission-user",
+    "permission-v1",
+    "permission-v2",
 ]
 
 
@@ -113,6 +115,8 @@ def smart_configuration(request: Request):
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": [
+            "patient/*.rs",
+            "patient/CoverageEligibilityRequest.c",
             "patient/*.read",
             "patient/CoverageEligibilityRequest.write",
             "launch/patient",

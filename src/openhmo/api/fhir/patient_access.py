@@ -122,6 +122,9 @@ Offset = Annotated[int, Query(alias="_offset", ge=0)]
 PatientReader = Annotated[Caller, Depends(require("Patient", "read"))]
 CoverageReader = Annotated[Caller, Depends(require("Coverage", "read"))]
 EobReader = Annotated[Caller, Depends(require("ExplanationOfBenefit", "read"))]
+PatientSearcher = Annotated[Caller, Depends(require("Patient", "search"))]
+CoverageSearcher = Annotated[Caller, Depends(require("Coverage", "search"))]
+EobSearcher = Annotated[Caller, Depends(require("ExplanationOfBenefit", "search"))]
 
 
 class _Scope:
@@ -198,7 +201,7 @@ def read_patient(patient_id: str, request: Request, session: AuditedDB, caller: 
 def search_patients(
     request: Request,
     session: AuditedDB,
-    caller: PatientReader,
+    caller: PatientSearcher,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
 ):
@@ -246,7 +249,7 @@ def read_coverage(coverage_id: str, request: Request, session: AuditedDB, caller
 def search_coverages(
     request: Request,
     session: AuditedDB,
-    caller: CoverageReader,
+    caller: CoverageSearcher,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
 ):
@@ -287,7 +290,7 @@ def read_eob(eob_id: str, request: Request, session: AuditedDB, caller: EobReade
 def search_eobs(
     request: Request,
     session: AuditedDB,
-    caller: EobReader,
+    caller: EobSearcher,
     count: Count = DEFAULT_COUNT,
     offset: Offset = 0,
 ):

@@ -79,6 +79,7 @@ declare(
 
 Referrer = Annotated[Caller, Depends(require("ServiceRequest", "write"))]
 Reader = Annotated[Caller, Depends(require("ServiceRequest", "read"))]
+Searcher = Annotated[Caller, Depends(require("ServiceRequest", "search"))]
 
 
 def _provider(session: Session, npi: str) -> Provider | None:
@@ -257,7 +258,7 @@ def _last(value: str) -> str:
 @router.get("/ServiceRequest", summary="Search referrals", dependencies=PlainText)
 def search_referrals(
     request: Request,
-    caller: Reader,
+    caller: Searcher,
     session: AuditedDB,
     patient: str | None = None,
     requester: str | None = None,
