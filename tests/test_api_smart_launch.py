@@ -314,6 +314,11 @@ def test_the_member_says_no_or_signs_in_wrongly(api):
         ({"scope": "patient/*.write"}, "invalid_scope"),
         ({"code_challenge_method": "plain"}, "invalid_request"),
         ({"no_pkce": "1"}, "invalid_request"),
+        # a confidential app too (SMART 2.0)
+        (
+            {"no_pkce": "1", "client_id": SERVER_APP, "redirect_uri": SERVER_REDIRECT},
+            "invalid_request",
+        ),
     ],
 )
 def test_a_bad_request_goes_back_to_the_app_with_the_error(api, change, error):
@@ -331,7 +336,7 @@ def test_a_bad_request_goes_back_to_the_app_with_the_error(api, change, error):
         )
     assert answer.status_code == 303, answer.text
     where = urlsplit(answer.headers["location"])
-    assert f"{where.scheme}:{where.path}" == REDIRECT
+    assert where._replace(query="").geturl() == params["redirect_uri"]
     query = parse_qs(where.query)
     assert query["error"] == [error]
     assert query["state"] == [params["state"]]

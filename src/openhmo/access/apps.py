@@ -211,10 +211,10 @@ def read_authorization(
                     "invalid_request",
                     "code_challenge must be a base64url SHA-256 digest (43 characters)",
                 )
-        elif client.secret_hash is None:
-            raise OAuthError(
-                "invalid_request", "a public client must send a PKCE code_challenge (S256)"
-            )
+        else:
+            # SMART App Launch 2.0 asks PKCE of every app, a confidential one too (OAuth 2.0
+            # security BCP, RFC 9700 2.1.1: a stolen code is useless without the verifier).
+            raise OAuthError("invalid_request", "send a PKCE code_challenge (S256)")
         data, context = [], []
         for scope in (params.get("scope") or "").split():
             if scope in CONTEXT_SCOPES:
