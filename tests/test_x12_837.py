@@ -442,3 +442,38 @@ def test_a_broken_header_rejects_what_it_covers_and_a_wrong_trailer_is_noted(eng
         assert session.scalar(select(func.count()).select_from(Claim)) == 1
     for name in ("bad-gs.837.999", "bad-ge.837.999", "bad-iea.837.999"):
         assert pyx12_validate(out / name)[0], name
+
+
+def test_a_value_in_a_not_used_component_is_rejected_as_pyx12_rejects_it(engine, tmp_path):
+    """CLM11-3 is "not used" in an 837P: a claim that sends it is refused with I10 at its
+    component (pyx12 refuses the file too), the other claims go in, and our 999 saying so
+    is valid X12."""
+    with session_factory(engine)() as session, session.begin():
+        _member(session, "M100")
+    path = _file(tmp_path, [_claim("GOOD", "M100"), _claim("NOTUSED", "M100", charge="50.00")])
+    text = path.read_text()
+    at = text.index("CLM*NOTUSED")
+    end = text.index("~", at)
+    clm = text[at:end].split("*")
+    clm += [""] * (11 - len(clm)) + ["AA:OA:XX"]  # CLM11: related causes, with CLM11-3
+    path.write_text(text[:at] + "*".join(clm) + text[end:])
+    ok, _ = pyx12_validate(path)
+    assert not ok
+    _read, got = read_claims(path)
+    [problem] = got[1].problems
+    assert (problem.segment, problem.element, problem.component, problem.element_code) == (
+        "CLM",
+        11,
+        3,
+        "I10",
+    )
+    assert "CLM11-3 is not used" in problem.reason and problem.value == "XX"
+    out = tmp_path / "out"
+    report = ingest_file(engine, path, out, actor=ACTOR, now=WHEN)
+    (s,) = report.sets
+    assert [a["patient_control_number"] for a in s.accepted] == ["GOOD"]
+    assert [r["patient_control_number"] for r in s.rejected] == ["NOTUSED"]
+    ack = (out / f"{path.name}.999").read_text()
+    assert "IK4*11:3**I10*XX~" in ack
+    ok, errors = pyx12_validate(out / f"{path.name}.999")
+    assert ok, errors

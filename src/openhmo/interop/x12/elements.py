@@ -8,7 +8,8 @@ ID elements the codes the guide allows. A composite lists its components' rules.
 `check` answers a segment with its problems as 999 IK4 codes:
 1 mandatory element missing, 3 too many elements, 4 too short, 5 too long,
 6 invalid character, 7 invalid code value, 8 invalid date, 9 invalid time,
-13 too many components, I10 a "not used" element present (the 005010X231A1 guide, IK403).
+13 too many components, I10 a "not used" element or component present (the 005010X231A1
+guide, IK403).
 """
 
 from __future__ import annotations
@@ -339,7 +340,7 @@ def _quick(elements: list[str], plan: list[tuple], component_separator: str) -> 
             if not piece:
                 if part_usage == "M":
                     return False
-            elif not part_predicate(piece):
+            elif part_usage == "X" or not part_predicate(piece):
                 return False
     return True
 
@@ -396,6 +397,14 @@ def _check(
                         problems.append(
                             ElementProblem(n, c, "1", f"{where} is required and missing")
                         )
+                    continue
+                if cr.usage == "X":
+                    where = _where(segment, n, cr, c)
+                    problems.append(
+                        ElementProblem(
+                            n, c, "I10", f"{where} is not used in this transaction", part
+                        )
+                    )
                     continue
                 found = _value(part, cr, _where(segment, n, cr, c), n, c)
                 if found is not None:
