@@ -227,6 +227,7 @@ STAFF_READS = (
     "/staff/referrals/{referral}",
     "/staff/prior-authorizations",
     "/staff/prior-authorizations/{auth}",
+    "/staff/members/{member}/apps",
 )
 # Sent with empty bodies: staff get past the door (then a 400/404/422 for the body),
 # everyone else is stopped at it; nothing is written either way.
@@ -238,6 +239,7 @@ STAFF_WRITES = (
     "/staff/referrals/{referral}/deny",
     "/staff/prior-authorizations/{auth}/approve",
     "/staff/prior-authorizations/{auth}/deny",
+    "/staff/members/{member}/apps/{grant}/end",
 )
 
 
@@ -254,6 +256,7 @@ def test_the_audit_and_the_staff_api_are_for_staff_only(matrix, role):
         "line": "1",
         "referral": ids.referral,
         "auth": "PA000000001",
+        "grant": "1",
     }
     calls = [("GET", p) for p in STAFF_READS] + [("POST", p) for p in STAFF_WRITES]
     problems = []

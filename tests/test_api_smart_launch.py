@@ -499,3 +499,65 @@ def test_a_disabled_app_loses_every_grant_at_once(api):
     assert again.status_code == 401  # the client itself is no longer known
     page = httpx.get(f"{base}/auth/authorize", params=params, follow_redirects=False)
     assert page.status_code == 400 and "location" not in page.headers
+
+
+def test_staff_see_every_app_a_member_connected_and_end_one_for_her(api):
+    from api_support import token
+    from openhmo.history.models import ChangeRecord
+
+    base, world, engine = api
+    staff = {"Authorization": f"Bearer {token(base, 'staff')}"}
+    listing = f"{base}/staff/members/{world.lee}/apps"
+    before = {a["id"] for a in httpx.get(listing, headers=staff, timeout=30).json()}
+    tokens = connect(base, "lee")
+    app_token = tokens["access_token"]
+    listed = httpx.get(listing, headers=staff, timeout=30)
+    assert listed.status_code == 200
+    (new,) = [a for a in listed.json() if a["id"] not in before]
+    assert (new["client_id"], new["app"], new["username"]) == (APP, "Plan Pal", "lee")
+    assert new["scopes"] == "patient/*.read" and new["ended_at"] is None
+    # Only what was connected to her accounts: Ada's connections are not in her list.
+    ada_grants = httpx.get(f"{base}/staff/members/{world.ada}/apps", headers=staff).json()
+    assert new["id"] not in {a["id"] for a in ada_grants}
+    wrong_member = httpx.post(
+        f"{base}/staff/members/{world.ada}/apps/{new['id']}/end",
+        json={"reason": "asked by phone"},
+        headers=staff,
+        timeout=30,
+    )
+    assert wrong_member.status_code == 404
+    assert fhir(base, app_token, f"Patient/{world.lee}").status_code == 200
+    ended = httpx.post(
+        f"{base}/staff/members/{world.lee}/apps/{new['id']}/end",
+        json={"reason": "member asked by phone, ticket 4411"},
+        headers=staff,
+        timeout=30,
+    )
+    assert ended.status_code == 204
+    assert fhir(base, app_token, f"Patient/{world.lee}").status_code == 401
+    after = {a["id"]: a for a in httpx.get(listing, headers=staff, timeout=30).json()}
+    assert after[new["id"]]["ended_at"] is not None  # kept in the list: who had her data
+    twice = httpx.post(
+        f"{base}/staff/members/{world.lee}/apps/{new['id']}/end",
+        json={"reason": "again"},
+        headers=staff,
+        timeout=30,
+    )
+    assert twice.status_code == 404
+    with session_factory(engine)() as s:
+        why = s.execute(
+            select(ChangeRecord.actor, ChangeRecord.changes).where(
+                ChangeRecord.entity == "oauth_grant",
+                ChangeRecord.entity_id == str(new["id"]),
+                ChangeRecord.action == "revoked",
+            )
+        ).all()
+        reads = s.scalars(
+            select(PhiAccess.what).where(
+                PhiAccess.actor == "staff", PhiAccess.resource_type == "Consent"
+            )
+        ).all()
+    assert [tuple(row) for row in why] == [
+        ("api:staff", {"why": "ended by staff for the member: member asked by phone, ticket 4411"})
+    ]
+    assert f"GET /staff/members/{world.lee}/apps" in reads

@@ -168,6 +168,8 @@ ROUTES = [
     ("GET", "/staff/prior-authorizations/PA000000001", None),
     ("POST", "/staff/prior-authorizations/PA000000001/approve", {"reason": "fine"}),
     ("POST", "/staff/prior-authorizations/PA000000001/deny", {"reason": "no"}),
+    ("GET", "/staff/members/OHM000000001-00/apps", None),
+    ("POST", "/staff/members/OHM000000001-00/apps/1/end", {"reason": "asked"}),
 ]
 
 

@@ -464,6 +464,62 @@ def connections(session: Session, account_id: int) -> list[Connection]:
     ]
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """An app a member connected, as staff see it: when, and whether and when it ended."""
+
+    grant_id: int
+    username: str
+    client_id: str
+    app: str
+    scopes: str
+    offline: bool
+    approved_at: datetime
+    ended_at: datetime | None
+
+
+def authorizations(session: Session, member_id: int) -> list[Authorization]:
+    """Every app any account of the member ever connected (a code redeemed), ended or not:
+    who holds or held the member's data through an app (an accounting of disclosures)."""
+    rows = session.execute(
+        select(OAuthGrant, ApiAccount.username, OAuthClient.client_id, OAuthClient.name)
+        .join(ApiAccount, ApiAccount.id == OAuthGrant.account_id)
+        .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
+        .where(ApiAccount.member_id == member_id, OAuthGrant.code_used)
+        .order_by(OAuthGrant.created_at, OAuthGrant.id)
+    ).all()
+    return [
+        Authorization(
+            g.id,
+            username,
+            client_id,
+            name,
+            g.scopes,
+            g.offline,
+            as_aware(g.created_at),
+            as_aware(g.revoked_at) if g.revoked_at else None,
+        )
+        for g, username, client_id, name in rows
+    ]
+
+
+def end_for_member(
+    session: Session, member_id: int, grant_id: int, *, actor: str, why: str
+) -> bool:
+    """Staff end an app's access on the member's behalf; False if the member has no such
+    live connection."""
+    row = session.scalar(
+        select(OAuthGrant)
+        .join(ApiAccount, ApiAccount.id == OAuthGrant.account_id)
+        .where(OAuthGrant.id == grant_id, ApiAccount.member_id == member_id)
+        .with_for_update(of=OAuthGrant)
+    )
+    if row is None or row.revoked_at is not None or not row.code_used:
+        return False
+    _revoke(session, row, actor=actor, why=f"ended by staff for the member: {why}")
+    return True
+
+
 def disconnect(session: Session, account: ApiAccount, grant_id: int) -> bool:
     """The member ends an app's access; False if no such connection of theirs."""
     row = session.scalar(

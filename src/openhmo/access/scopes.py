@@ -2,7 +2,7 @@
 
 context is `patient` (a member's own data), `user` (what the signed-in person may see)
 or `system` (a back-end client, bulk); Resource is a FHIR resource type, a staff API
-area (Plan, Premium, PendedClaim, Referral) or `*`. Permissions are written either as
+area (Plan, Premium, PendedClaim, Referral, ConnectedApp) or `*`. Permissions are written either as
 SMART App Launch 1.0 has them, `read`, `write` or `*`, or as 2.0 has them, the letters of
 `cruds` that apply, in that order (create, read, update, delete, search): `.rs` is 1.0's
 `.read`, `.cud` its `.write`. A token carries the scopes asked for that its account
