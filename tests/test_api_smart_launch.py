@@ -519,31 +519,18 @@ def test_staff_see_every_app_a_member_connected_and_end_one_for_her(api):
     # Only what was connected to her accounts: Ada's connections are not in her list.
     ada_grants = httpx.get(f"{base}/staff/members/{world.ada}/apps", headers=staff).json()
     assert new["id"] not in {a["id"] for a in ada_grants}
-    wrong_member = httpx.post(
-        f"{base}/staff/members/{world.ada}/apps/{new['id']}/end",
-        json={"reason": "asked by phone"},
-        headers=staff,
-        timeout=30,
-    )
-    assert wrong_member.status_code == 404
+
+    def end(member: str, reason: str) -> int:
+        url = f"{base}/staff/members/{member}/apps/{new['id']}/end"
+        return httpx.post(url, json={"reason": reason}, headers=staff, timeout=30).status_code
+
+    assert end(world.ada, "asked by phone") == 404  # not a connection of Ada's
     assert fhir(base, app_token, f"Patient/{world.lee}").status_code == 200
-    ended = httpx.post(
-        f"{base}/staff/members/{world.lee}/apps/{new['id']}/end",
-        json={"reason": "member asked by phone, ticket 4411"},
-        headers=staff,
-        timeout=30,
-    )
-    assert ended.status_code == 204
+    assert end(world.lee, "member asked by phone, ticket 4411") == 204
     assert fhir(base, app_token, f"Patient/{world.lee}").status_code == 401
     after = {a["id"]: a for a in httpx.get(listing, headers=staff, timeout=30).json()}
     assert after[new["id"]]["ended_at"] is not None  # kept in the list: who had her data
-    twice = httpx.post(
-        f"{base}/staff/members/{world.lee}/apps/{new['id']}/end",
-        json={"reason": "again"},
-        headers=staff,
-        timeout=30,
-    )
-    assert twice.status_code == 404
+    assert end(world.lee, "again") == 404
     with session_factory(engine)() as s:
         why = s.execute(
             select(ChangeRecord.actor, ChangeRecord.changes).where(

@@ -112,5 +112,5 @@ def test_what_the_office_may_not_see_is_not_found(office):
     fhir, world, _ = office
     with pytest.raises(ResourceNotFound):
         fhir.reference("Patient", world.lee).to_resource()
-    with pytest.raises(ForbiddenError, match="may not read AuditEvent"):
+    with pytest.raises(ForbiddenError, match="may not search AuditEvent"):
         fhir.resources("AuditEvent").fetch()

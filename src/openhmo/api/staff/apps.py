@@ -15,16 +15,23 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from openhmo.access import apps
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller
 from openhmo.api.deps import AuditedDB, WriteDB
 from openhmo.api.errors import ApiError
-from openhmo.api.staff.common import MAX_ID, In, MemberNumber, Out, Reason, actor, errors, staff
-from openhmo.enrollment.models import Member
+from openhmo.api.staff.common import (
+    MAX_ID,
+    In,
+    MemberNumber,
+    Out,
+    Reason,
+    actor,
+    errors,
+    member_by_number,
+    staff,
+)
 
 router = APIRouter()
 
@@ -46,14 +53,6 @@ class EndConnection(In):
     reason: Reason
 
 
-def _member(session: Session, member_number: str) -> Member:
-    number = member_number.strip().upper()
-    member = session.scalar(select(Member).where(Member.member_number == number))
-    if member is None:
-        raise ApiError(404, f"there is no member {number}", expression=["member_number"])
-    return member
-
-
 @router.get(
     "/members/{member_number}/apps",
     response_model=list[AppConnection],
@@ -65,7 +64,7 @@ def member_apps(
     session: AuditedDB,
     caller: Annotated[Caller, staff("ConnectedApp", "read")],
 ) -> Any:
-    member = _member(session, member_number)
+    member = member_by_number(session, member_number)
     found = apps.authorizations(session, member.id)
     record_reads(
         session,
@@ -102,7 +101,7 @@ def end_member_app(
     session: WriteDB,
     caller: Annotated[Caller, staff("ConnectedApp", "write")],
 ) -> Response:
-    member = _member(session, member_number)
+    member = member_by_number(session, member_number)
     if not apps.end_for_member(session, member.id, grant_id, actor=actor(caller), why=body.reason):
         raise ApiError(
             404,

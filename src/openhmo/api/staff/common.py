@@ -16,9 +16,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openhmo.access.visibility import Caller
 from openhmo.api.deps import require
+from openhmo.api.errors import ApiError
+from openhmo.enrollment.models import Member
 
 STAFF = ("staff",)
 PROBLEM_JSON = "application/problem+json"
@@ -142,3 +146,12 @@ class In(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+
+def member_by_number(session: Session, member_number: str) -> Member:
+    """The member a staff route names by number, or a 404 naming the number."""
+    number = member_number.strip().upper()
+    member = session.scalar(select(Member).where(Member.member_number == number))
+    if member is None:
+        raise ApiError(404, f"there is no member {number}", expression=["member_number"])
+    return member

@@ -28,6 +28,7 @@ from openhmo.api.staff.common import (
     Out,
     actor,
     errors,
+    member_by_number,
     short_text,
     staff,
 )
@@ -242,10 +243,8 @@ def member_billing(
     session: AuditedDB,
     caller: Annotated[Caller, staff("Premium", "read")],
 ) -> Any:
-    number = member_number.strip().upper()
-    member = session.scalar(select(Member).where(Member.member_number == number))
-    if member is None:
-        raise ApiError(404, f"there is no member {number}", expression=["member_number"])
+    member = member_by_number(session, member_number)
+    number = member.member_number
     coverages = session.scalars(
         select(Coverage)
         .where(Coverage.subscriber_id == (member.subscriber_id or member.id))
