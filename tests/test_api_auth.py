@@ -276,3 +276,40 @@ def test_a_smart_v2_token_lets_through_what_its_letters_say(api):
     assert (
         "permission-v2" in config["capabilities"] and "patient/*.rs" in config["scopes_supported"]
     )
+
+
+def test_an_address_that_sprays_passwords_is_paused_whatever_names_it_tries(api):
+    from openhmo.access.accounts import ADDRESS_WINDOW, MAX_ADDRESS_FAILURES, address_paused
+    from openhmo.access.models import SignInFailure
+    from openhmo.db.types import utcnow
+
+    base, _, engine = api
+    # Another address of loopback: the server sees the caller as 127.0.0.2.
+    sprayer = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30)
+
+    def sign_in(http: httpx.Client, username: str, password: str) -> httpx.Response:
+        data = {"grant_type": "password", "username": username, "password": password}
+        return http.post(f"{base}/auth/token", data=data)
+
+    with sprayer:
+        for i in range(MAX_ADDRESS_FAILURES):
+            assert sign_in(sprayer, f"user{i}", "Winter2026!").status_code == 400
+        # Ada's right password from there too is paused now; her account is not.
+        paused = sign_in(sprayer, "ada", PASSWORD)
+        assert paused.status_code == 429 and paused.json()["error"] == "slow_down"
+        assert 0 < int(paused.headers["retry-after"]) <= ADDRESS_WINDOW.total_seconds() + 1
+        assert sign_in(sprayer, "ada", "a wrong one!!").status_code == 429
+    with httpx.Client(timeout=30) as elsewhere:  # 127.0.0.1
+        assert sign_in(elsewhere, "ada", PASSWORD).status_code == 200
+    with session_factory(engine)() as s:
+        assert s.scalar(select(ApiAccount.failed_logins).where(ApiAccount.username == "ada")) == 0
+        assert address_paused(s, "127.0.0.2") is not None
+        assert address_paused(s, "127.0.0.1") is None
+        # Failures older than the window no longer count.
+        s.execute(
+            update(SignInFailure)
+            .where(SignInFailure.address == "127.0.0.2")
+            .values(failed_at=utcnow() - ADDRESS_WINDOW)
+        )
+        assert address_paused(s, "127.0.0.2") is None
+        s.rollback()

@@ -548,3 +548,28 @@ def test_staff_see_every_app_a_member_connected_and_end_one_for_her(api):
         ("api:staff", {"why": "ended by staff for the member: member asked by phone, ticket 4411"})
     ]
     assert f"GET /staff/members/{world.lee}/apps" in reads
+
+
+def test_the_consent_page_pauses_an_address_that_failed_too_often(api):
+    from openhmo.access.accounts import MAX_ADDRESS_FAILURES
+    from openhmo.access.models import SignInFailure
+    from openhmo.db.types import utcnow
+
+    base, _, engine = api
+    with session_factory(engine)() as s, s.begin():
+        s.add_all(
+            SignInFailure(address="127.0.0.3", failed_at=utcnow())
+            for _ in range(MAX_ADDRESS_FAILURES)
+        )
+    verifier, challenge = pkce()
+    params = ask(base, challenge, ui_locales="sv")
+    form = {k: v for k, v in params.items() if k != "aud"}
+    form |= {"username": "ada", "password": PASSWORD, "decision": "allow"}
+    transport = httpx.HTTPTransport(local_address="127.0.0.3")
+    with httpx.Client(transport=transport, timeout=30) as there:
+        answer = there.post(f"{base}/auth/authorize", data=form, follow_redirects=False)
+    assert answer.status_code == 429
+    assert "För många misslyckade inloggningar" in answer.text
+    # From another address the same member signs in and allows the app.
+    code = code_of(approve(base, params), params["state"])
+    assert exchange(base, code, verifier).status_code == 200

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from openhmo.access.models import ROLES, ApiAccount
+from openhmo.access.models import ROLES, ApiAccount, SignInFailure
 from openhmo.access.passwords import hash_secret, verify_secret
 from openhmo.access.scopes import check_account_scopes
 from openhmo.db.types import as_aware, utcnow
@@ -21,6 +21,14 @@ from openhmo.network.models import Provider
 # argon2 of access.passwords.
 MAX_FAILURES = 5
 LOCK_TIME = timedelta(minutes=15)
+# Per address, whatever usernames it tries (password spraying: one password against many
+# accounts, which no account's own count sees): this many failures within ADDRESS_WINDOW
+# pause the address's sign-ins until the oldest of them is older than the window. While
+# paused, its tries count against no account, so one address cannot keep pausing
+# accounts. (Behind a proxy the server must be told the client's address: uvicorn's
+# --proxy-headers with --forwarded-allow-ips.)
+MAX_ADDRESS_FAILURES = 30
+ADDRESS_WINDOW = timedelta(minutes=15)
 
 
 class AccountError(ValueError):
@@ -83,26 +91,61 @@ def create_account(session: Session, new: NewAccount, secret: str, *, actor: str
     return account
 
 
-def authenticate(session: Session, username: str, secret: str) -> ApiAccount | None:
+def address_paused(session: Session, address: str | None) -> timedelta | None:
+    """How long sign-ins from `address` stay paused, or None if they are not."""
+    if not address:
+        return None
+    since = utcnow() - ADDRESS_WINDOW
+    recent = session.scalars(
+        select(SignInFailure.failed_at)
+        .where(SignInFailure.address == address, SignInFailure.failed_at > since)
+        .order_by(SignInFailure.failed_at.desc())
+        .limit(MAX_ADDRESS_FAILURES)
+    ).all()
+    if len(recent) < MAX_ADDRESS_FAILURES:
+        return None
+    return as_aware(recent[-1]) + ADDRESS_WINDOW - utcnow()
+
+
+def _note_failure(session: Session, address: str | None) -> None:
+    if not address:
+        return
+    now = utcnow()
+    # Only the window is ever read: older rows of this address go as new ones come.
+    session.execute(
+        delete(SignInFailure).where(
+            SignInFailure.address == address, SignInFailure.failed_at <= now - ADDRESS_WINDOW
+        )
+    )
+    session.add(SignInFailure(address=address[:64], failed_at=now))
+
+
+def authenticate(
+    session: Session, username: str, secret: str, *, address: str | None = None
+) -> ApiAccount | None:
     """The active account with this name and secret, or None (same time either way).
 
     After MAX_FAILURES wrong secrets in a row the account refuses every sign-in, the
     right secret too, for LOCK_TIME; each wrong one after that pauses it again. A right
     one, outside a pause, starts the count anew. The caller is told nothing more than
     for a wrong secret, so the pause does not show which usernames exist. The count is
-    written in the caller's transaction, which must commit even when sign-in fails.
+    written in the caller's transaction, which must commit even when sign-in fails. A
+    failure is also noted against the caller's `address` (address_paused, which the
+    caller asks first).
     """
     account = session.scalar(
         select(ApiAccount).where(ApiAccount.username == username).with_for_update()
     )
     ok = verify_secret(account.secret_hash if account else None, secret)
     if account is None:
+        _note_failure(session, address)
         return None
     now = utcnow()
     locked = account.locked_until is not None and as_aware(account.locked_until) > now
     if locked:
         return None
     if not ok:
+        _note_failure(session, address)
         account.failed_logins = (account.failed_logins or 0) + 1
         if account.failed_logins >= MAX_FAILURES:
             account.locked_until = now + LOCK_TIME

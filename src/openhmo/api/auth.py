@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from openhmo.access import apps
-from openhmo.access.accounts import authenticate
+from openhmo.access.accounts import address_paused, authenticate
 from openhmo.access.scopes import ScopeError, grant
 from openhmo.access.tokens import LIFETIME_SECONDS, TokenClaims, expiry, issue
 from openhmo.api.deps import WriteDB
@@ -30,11 +30,33 @@ class TokenAnswer(BaseModel):
     scope: str
 
 
-def _refuse(status: int, error: str, description: str) -> JSONResponse:
+def _refuse(
+    status: int, error: str, description: str, retry_after: int | None = None
+) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="openhmo"'
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": error, "error_description": description}, status, headers=headers)
+
+
+def _paused(request: Request, session) -> JSONResponse | None:
+    """429 (RFC 6585) while the caller's address is paused for failed sign-ins."""
+    left = address_paused(session, _address(request))
+    if left is None:
+        return None
+    seconds = max(1, int(left.total_seconds()) + 1)
+    return _refuse(
+        429,
+        "slow_down",
+        "too many failed sign-ins from this address: try again later",
+        retry_after=seconds,
+    )
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -132,17 +154,21 @@ def token(
             # came back) commits with the route's transaction.
             return _refuse(exc.status, exc.error, exc.description)
         return _app_tokens(issued, request.app.state.signing_key)
+    if grant_type in ("password", "client_credentials"):
+        paused = _paused(request, session)
+        if paused is not None:
+            return paused
     if grant_type == "password":
         if not username or not password:
             return _refuse(400, "invalid_request", "the password grant needs username and password")
-        account = authenticate(session, username, password)
+        account = authenticate(session, username, password, address=_address(request))
         if account is None or account.role == "system":
             return _refuse(400, "invalid_grant", "unknown username or wrong password")
     elif grant_type == "client_credentials":
         name, secret = client_credentials(request, client_id, client_secret)
         if not name or not secret:
             return _refuse(401, "invalid_client", "client credentials are missing")
-        account = authenticate(session, name, secret)
+        account = authenticate(session, name, secret, address=_address(request))
         if account is None or account.role != "system":
             return _refuse(401, "invalid_client", "unknown client or wrong secret")
     else:

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from openhmo.access import apps
-from openhmo.access.accounts import authenticate
+from openhmo.access.accounts import address_paused, authenticate
 from openhmo.access.tokens import TokenError, read
 from openhmo.api.auth import client_credentials
 from openhmo.api.deps import DB, WriteDB
@@ -107,7 +107,13 @@ def _page(
     return HTMLResponse(text, status_code=status, headers=headers)
 
 
-def _consent(ask: apps.AuthorizationAsk, lang: str, lang_param: str, error: str | None = None):
+def _consent(
+    ask: apps.AuthorizationAsk,
+    lang: str,
+    lang_param: str,
+    error: str | None = None,
+    status: int = 401,
+):
     app = ask.client_name
     hidden = "".join(
         f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
@@ -130,7 +136,7 @@ def _consent(ask: apps.AuthorizationAsk, lang: str, lang_param: str, error: str 
         f"<p>{html.escape(translate('oauth.page.never_password', lang, app=app))}</p>"
     )
     title = translate("oauth.page.title", lang, app=app)
-    return _page(lang, title, body, status=401 if error else 200, redirect_uri=ask.redirect_uri)
+    return _page(lang, title, body, status=status if error else 200, redirect_uri=ask.redirect_uri)
 
 
 def _back(request: Request, ask_or_uri, state: str | None, **values: str) -> RedirectResponse:
@@ -213,12 +219,18 @@ def authorize_decision(
     lang = _lang(request, params)
     if decision != "allow":
         return _back(request, ask, ask.state, error="access_denied")
-    account = authenticate(session, username, password) if username and password else None
+    address = request.client.host if request.client else None
+    if address_paused(session, address) is not None:
+        return _consent(ask, lang, ui_locales, translate("oauth.page.address_paused", lang), 429)
+    account = (
+        authenticate(session, username, password, address=address)
+        if username and password
+        else None
+    )
     if account is None:
         return _consent(ask, lang, ui_locales, translate("oauth.page.wrong_login", lang))
     if account.role != "member":
         return _consent(ask, lang, ui_locales, translate("oauth.page.members_only", lang))
-    address = request.client.host if request.client else None
     try:
         code = apps.approve(session, ask, account, address=address)
     except apps.OAuthError as exc:
