@@ -313,9 +313,9 @@ CALLERS = {"claim": 32}
 
 
 def _scenario(name: str, make, rate: int, base: str, token: str | None, args, work) -> list:
-    """Capacity first (closed loop, 4 callers; 32 for claims); then the open loop at the target rate if
-    the server can carry it with room to spare, else at 70% of its capacity, so the run
-    always ends."""
+    """Capacity first (closed loop, 4 callers; 32 for claims); then the open loop at the
+    target rate if the server can carry it with room to spare, else at 70% of its
+    capacity, so the run always ends."""
     capacity = run_load(
         base,
         token,
