@@ -226,6 +226,8 @@ def test_smart_v2_permissions_are_the_letters_of_cruds_and_v1_maps_onto_them():
     assert allows("user/Claim.c", "Claim", "write") and not allows(
         "user/Claim.ud", "Claim", "write"
     )
+    assert allows("user/Referral.u", "Referral", "update")
+    assert not allows("user/Referral.c", "Referral", "update")
     # a grant keeps the scopes as they were asked, within what the account has
     member = "patient/*.read patient/CoverageEligibilityRequest.write"
     assert grant("patient/*.rs patient/CoverageEligibilityRequest.c", member) == (

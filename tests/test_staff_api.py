@@ -200,6 +200,20 @@ def test_a_staff_token_narrowed_to_reading_plans_reads_plans_and_nothing_else(ap
         _problem(answer, 403)
 
 
+def test_a_staff_token_with_smart_v2_letters_decides_only_what_they_say(api):
+    base, *_ = api
+    approve = ("/staff/referrals/R000000999/approve", {"reason": "x"})
+    # u: deciding on a referral (no such referral here: past the door, a 404)
+    with _client(base, token(base, "staff", scope="user/Referral.rus")) as decider:
+        assert decider.get("/staff/referrals").status_code == 200
+        _problem(decider.post(approve[0], json=approve[1]), 404)
+        _problem(decider.post("/staff/claims/C000000001/lines/1/deny", json={}), 403)
+    # c alone creates, it does not decide
+    with _client(base, token(base, "staff", scope="user/Referral.c")) as creator:
+        _problem(creator.post(approve[0], json=approve[1]), 403)
+        _problem(creator.get("/staff/referrals"), 403)
+
+
 # --- plans ---------------------------------------------------------------------------------------
 
 

@@ -2,14 +2,18 @@
 
 context is `patient` (a member's own data), `user` (what the signed-in person may see)
 or `system` (a back-end client, bulk); Resource is a FHIR resource type, a staff API
-area (Plan, Premium, PendedClaim, Referral, ConnectedApp) or `*`. Permissions are written either as
-SMART App Launch 1.0 has them, `read`, `write` or `*`, or as 2.0 has them, the letters of
-`cruds` that apply, in that order (create, read, update, delete, search): `.rs` is 1.0's
-`.read`, `.cud` its `.write`. A token carries the scopes asked for that its account
-allows, written as they were asked; a call needs one scope that covers its resource and
-its action: reading one resource by id (r), searching (s), or writing, which in this API
-is always creating (c: a claim, a referral request, an eligibility request).
-2.0's finer scopes (`?category=...`) are refused: nothing here narrows a search by them.
+area (Plan, Premium, PendedClaim, Referral, ConnectedApp) or `*`. Permissions are
+written either as SMART App Launch 1.0 has them, `read`, `write` or `*`, or as 2.0 has
+them, the letters of `cruds` that apply, in that order (create, read, update, delete,
+search): `.rs` is 1.0's `.read`, `.cud` its `.write`.
+
+A token carries the scopes asked for that its account allows, written as they were
+asked. A call needs a scope that covers its resource and its action: reading one
+resource by id (r); searching (s); writing, which in the FHIR API is always creating
+(c: a claim, a referral request, an eligibility request; staff taking a payment); or
+staff deciding on what exists (u: approving or denying a pended line, a referral or an
+authorization, ending a member's app). 2.0's finer scopes (`?category=...`) are
+refused: nothing here narrows a search by them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ _SCOPE = re.compile(
 # SMART 1.0's permissions as 2.0's letters.
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 # What each action of a route needs.
-ACTIONS = {"read": "r", "search": "s", "write": "c"}
+ACTIONS = {"read": "r", "search": "s", "write": "c", "update": "u"}
 
 # The most each role may be granted (an account may be given less).
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {

@@ -99,7 +99,7 @@ def end_member_app(
     grant_id: GrantId,
     body: EndConnection,
     session: WriteDB,
-    caller: Annotated[Caller, staff("ConnectedApp", "write")],
+    caller: Annotated[Caller, staff("ConnectedApp", "update")],
 ) -> Response:
     member = member_by_number(session, member_number)
     if not apps.end_for_member(session, member.id, grant_id, actor=actor(caller), why=body.reason):

@@ -319,7 +319,7 @@ def approve_line(
     line_number: LineNumber,
     body: ApproveIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("PendedClaim", "write")],
+    caller: Annotated[Caller, staff("PendedClaim", "update")],
 ) -> Any:
     return _resolve(
         session,
@@ -348,7 +348,7 @@ def deny_line(
     line_number: LineNumber,
     body: DenyIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("PendedClaim", "write")],
+    caller: Annotated[Caller, staff("PendedClaim", "update")],
 ) -> Any:
     return _resolve(
         session,

@@ -256,7 +256,7 @@ def approve_a_referral(
     number: ReferralNumber,
     body: DecisionIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("Referral", "write")],
+    caller: Annotated[Caller, staff("Referral", "update")],
 ) -> Any:
     return _decided_referral(session, caller, number, approve_referral, body.reason, "approve")
 
@@ -271,7 +271,7 @@ def deny_a_referral(
     number: ReferralNumber,
     body: DecisionIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("Referral", "write")],
+    caller: Annotated[Caller, staff("Referral", "update")],
 ) -> Any:
     return _decided_referral(session, caller, number, deny_referral, body.reason, "deny")
 
@@ -333,7 +333,7 @@ def approve_a_prior_auth(
     number: AuthNumber,
     body: DecisionIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("Referral", "write")],
+    caller: Annotated[Caller, staff("Referral", "update")],
 ) -> Any:
     return _decided_auth(session, caller, number, approve_prior_auth, body.reason, "approve")
 
@@ -348,6 +348,6 @@ def deny_a_prior_auth(
     number: AuthNumber,
     body: DecisionIn,
     session: WriteDB,
-    caller: Annotated[Caller, staff("Referral", "write")],
+    caller: Annotated[Caller, staff("Referral", "update")],
 ) -> Any:
     return _decided_auth(session, caller, number, deny_prior_auth, body.reason, "deny")
