@@ -78,7 +78,7 @@ class AuthorizationAsk:
     state: str | None
     data_scopes: str
     context_scopes: tuple[str, ...]
-    code_challenge: str | None
+    code_challenge: str
 
     @property
     def offline(self) -> bool:
@@ -95,9 +95,8 @@ class AuthorizationAsk:
         }
         if self.state is not None:
             form["state"] = self.state
-        if self.code_challenge is not None:
-            form["code_challenge"] = self.code_challenge
-            form["code_challenge_method"] = "S256"
+        form["code_challenge"] = self.code_challenge
+        form["code_challenge_method"] = "S256"
         return form
 
 
@@ -202,19 +201,17 @@ def read_authorization(
                 "invalid_request", f"aud must be this server's FHIR base URL, {audience}"
             )
         challenge = params.get("code_challenge")
-        method = params.get("code_challenge_method")
-        if challenge is not None:
-            if method != "S256":
-                raise OAuthError("invalid_request", "code_challenge_method must be S256")
-            if not _CHALLENGE.match(challenge):
-                raise OAuthError(
-                    "invalid_request",
-                    "code_challenge must be a base64url SHA-256 digest (43 characters)",
-                )
-        else:
+        if challenge is None:
             # SMART App Launch 2.0 asks PKCE of every app, a confidential one too (OAuth 2.0
             # security BCP, RFC 9700 2.1.1: a stolen code is useless without the verifier).
             raise OAuthError("invalid_request", "send a PKCE code_challenge (S256)")
+        if params.get("code_challenge_method") != "S256":
+            raise OAuthError("invalid_request", "code_challenge_method must be S256")
+        if not _CHALLENGE.match(challenge):
+            raise OAuthError(
+                "invalid_request",
+                "code_challenge must be a base64url SHA-256 digest (43 characters)",
+            )
         data, context = [], []
         for scope in (params.get("scope") or "").split():
             if scope in CONTEXT_SCOPES:
@@ -356,14 +353,14 @@ def exchange_code(
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if redirect_uri != row.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
-    if row.code_challenge is not None:
-        if not verifier or not _VERIFIER.match(verifier):
-            raise OAuthError(
-                "invalid_grant", "code_verifier is missing or not 43-128 unreserved characters"
-            )
-        computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-        if computed.rstrip(b"=").decode() != row.code_challenge:
-            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+    # Every code was asked for with a PKCE challenge (read_authorization insists).
+    if not verifier or not _VERIFIER.match(verifier):
+        raise OAuthError(
+            "invalid_grant", "code_verifier is missing or not 43-128 unreserved characters"
+        )
+    computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    if computed.rstrip(b"=").decode() != row.code_challenge:
+        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     row.code_used = True
     account, patient = _account(session, row)
     return Issued(account, row, client.client_id, patient, row.scopes, _new_refresh(row))
@@ -436,37 +433,8 @@ def revoke(
 
 @dataclass(frozen=True)
 class Connection:
-    """An app a member has connected, as the member sees it."""
-
-    grant_id: int
-    client_id: str
-    app: str
-    scopes: str
-    offline: bool
-    approved_at: datetime
-
-
-def connections(session: Session, account_id: int) -> list[Connection]:
-    """The apps connected to this account now (approved, code redeemed, not revoked)."""
-    rows = session.execute(
-        select(OAuthGrant, OAuthClient.client_id, OAuthClient.name)
-        .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
-        .where(
-            OAuthGrant.account_id == account_id,
-            OAuthGrant.code_used,
-            OAuthGrant.revoked_at.is_(None),
-        )
-        .order_by(OAuthGrant.created_at, OAuthGrant.id)
-    ).all()
-    return [
-        Connection(g.id, client_id, name, g.scopes, g.offline, as_aware(g.created_at))
-        for g, client_id, name in rows
-    ]
-
-
-@dataclass(frozen=True)
-class Authorization:
-    """An app a member connected, as staff see it: when, and whether and when it ended."""
+    """An app a member connected (a code redeemed): who allowed it, when, and whether and
+    when it ended."""
 
     grant_id: int
     username: str
@@ -478,18 +446,16 @@ class Authorization:
     ended_at: datetime | None
 
 
-def authorizations(session: Session, member_id: int) -> list[Authorization]:
-    """Every app any account of the member ever connected (a code redeemed), ended or not:
-    who holds or held the member's data through an app (an accounting of disclosures)."""
+def _connections(session: Session, *where) -> list[Connection]:
     rows = session.execute(
         select(OAuthGrant, ApiAccount.username, OAuthClient.client_id, OAuthClient.name)
         .join(ApiAccount, ApiAccount.id == OAuthGrant.account_id)
         .join(OAuthClient, OAuthClient.id == OAuthGrant.client_id)
-        .where(ApiAccount.member_id == member_id, OAuthGrant.code_used)
+        .where(OAuthGrant.code_used, *where)
         .order_by(OAuthGrant.created_at, OAuthGrant.id)
     ).all()
     return [
-        Authorization(
+        Connection(
             g.id,
             username,
             client_id,
@@ -503,34 +469,46 @@ def authorizations(session: Session, member_id: int) -> list[Authorization]:
     ]
 
 
-def end_for_member(
-    session: Session, member_id: int, grant_id: int, *, actor: str, why: str
-) -> bool:
-    """Staff end an app's access on the member's behalf; False if the member has no such
-    live connection."""
+def connections(session: Session, account_id: int) -> list[Connection]:
+    """The apps connected to this account now (not ended): what the member manages."""
+    return _connections(
+        session, OAuthGrant.account_id == account_id, OAuthGrant.revoked_at.is_(None)
+    )
+
+
+def authorizations(session: Session, member_id: int) -> list[Connection]:
+    """Every app any account of the member ever connected, ended or not: who holds or
+    held the member's data through an app (an accounting of disclosures)."""
+    return _connections(session, ApiAccount.member_id == member_id)
+
+
+def _end(session: Session, grant_id: int, owner, *, actor: str, why: str) -> bool:
+    """End a live connection `owner` (a condition on its account) has; False if none."""
     row = session.scalar(
         select(OAuthGrant)
         .join(ApiAccount, ApiAccount.id == OAuthGrant.account_id)
-        .where(OAuthGrant.id == grant_id, ApiAccount.member_id == member_id)
+        .where(OAuthGrant.id == grant_id, OAuthGrant.code_used, owner)
         .with_for_update(of=OAuthGrant)
     )
-    if row is None or row.revoked_at is not None or not row.code_used:
+    if row is None or row.revoked_at is not None:
         return False
-    _revoke(session, row, actor=actor, why=f"ended by staff for the member: {why}")
+    _revoke(session, row, actor=actor, why=why)
     return True
 
 
 def disconnect(session: Session, account: ApiAccount, grant_id: int) -> bool:
     """The member ends an app's access; False if no such connection of theirs."""
-    row = session.scalar(
-        select(OAuthGrant)
-        .where(OAuthGrant.id == grant_id, OAuthGrant.account_id == account.id)
-        .with_for_update()
-    )
-    if row is None or row.revoked_at is not None:
-        return False
-    _revoke(session, row, actor=account.username, why="disconnected by the member")
-    return True
+    owner = OAuthGrant.account_id == account.id
+    return _end(session, grant_id, owner, actor=account.username, why="disconnected by the member")
+
+
+def end_for_member(
+    session: Session, member_id: int, grant_id: int, *, actor: str, why: str
+) -> bool:
+    """Staff end an app's access on the member's behalf; False if the member has no such
+    live connection."""
+    why = f"ended by staff for the member: {why}"
+    return _end(session, grant_id, ApiAccount.member_id == member_id, actor=actor, why=why)
 
 
 def disable_client(session: Session, client_id: str, *, actor: str) -> int:

@@ -18,7 +18,7 @@ from openhmo.access import apps
 from openhmo.access.accounts import address_paused, authenticate
 from openhmo.access.scopes import ScopeError, grant
 from openhmo.access.tokens import LIFETIME_SECONDS, TokenClaims, expiry, issue
-from openhmo.api.deps import WriteDB
+from openhmo.api.deps import WriteDB, client_address
 
 router = APIRouter(tags=["auth"])
 
@@ -43,7 +43,7 @@ def _refuse(
 
 def _paused(request: Request, session) -> JSONResponse | None:
     """429 (RFC 6585) while the caller's address is paused for failed sign-ins."""
-    left = address_paused(session, _address(request))
+    left = address_paused(session, client_address(request))
     if left is None:
         return None
     seconds = max(1, int(left.total_seconds()) + 1)
@@ -53,10 +53,6 @@ def _paused(request: Request, session) -> JSONResponse | None:
         "too many failed sign-ins from this address: try again later",
         retry_after=seconds,
     )
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -161,14 +157,14 @@ def token(
     if grant_type == "password":
         if not username or not password:
             return _refuse(400, "invalid_request", "the password grant needs username and password")
-        account = authenticate(session, username, password, address=_address(request))
+        account = authenticate(session, username, password, address=client_address(request))
         if account is None or account.role == "system":
             return _refuse(400, "invalid_grant", "unknown username or wrong password")
     elif grant_type == "client_credentials":
         name, secret = client_credentials(request, client_id, client_secret)
         if not name or not secret:
             return _refuse(401, "invalid_client", "client credentials are missing")
-        account = authenticate(session, name, secret, address=_address(request))
+        account = authenticate(session, name, secret, address=client_address(request))
         if account is None or account.role != "system":
             return _refuse(401, "invalid_client", "unknown client or wrong secret")
     else:

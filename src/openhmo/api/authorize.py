@@ -24,7 +24,7 @@ from openhmo.access import apps
 from openhmo.access.accounts import address_paused, authenticate
 from openhmo.access.tokens import TokenError, read
 from openhmo.api.auth import client_credentials
-from openhmo.api.deps import DB, WriteDB
+from openhmo.api.deps import DB, WriteDB, client_address
 from openhmo.api.fhir.inputs import language
 from openhmo.i18n import translate
 
@@ -219,7 +219,7 @@ def authorize_decision(
     lang = _lang(request, params)
     if decision != "allow":
         return _back(request, ask, ask.state, error="access_denied")
-    address = request.client.host if request.client else None
+    address = client_address(request)
     if address_paused(session, address) is not None:
         return _consent(ask, lang, ui_locales, translate("oauth.page.address_paused", lang), 429)
     account = (

@@ -50,9 +50,14 @@ AuditedDB = WriteDB
 _BEARER = 'Bearer realm="openhmo"'
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address, as uvicorn has it (behind a proxy: --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
 def _caller(request: Request) -> Caller:
     header = request.headers.get("authorization")
-    address = request.client.host if request.client else ""
+    address = client_address(request) or ""
     if not header:
         return Caller(username=ANONYMOUS.username, role=ANONYMOUS.role, address=address)
     scheme, _, token = header.partition(" ")

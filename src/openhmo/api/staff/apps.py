@@ -75,16 +75,16 @@ def member_apps(
     )
     return [
         AppConnection(
-            id=a.grant_id,
-            username=a.username,
-            client_id=a.client_id,
-            app=a.app,
-            scopes=a.scopes,
-            offline_access=a.offline,
-            approved_at=a.approved_at,
-            ended_at=a.ended_at,
+            id=c.grant_id,
+            username=c.username,
+            client_id=c.client_id,
+            app=c.app,
+            scopes=c.scopes,
+            offline_access=c.offline,
+            approved_at=c.approved_at,
+            ended_at=c.ended_at,
         )
-        for a in found
+        for c in found
     ]
 
 
