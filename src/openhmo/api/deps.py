@@ -120,7 +120,8 @@ def check_token(caller: AnyCaller) -> Caller:
 def require(resource: str, action: str, *, roles: tuple[str, ...] | None = None):
     """A dependency: the caller, if signed in with a scope for `action` on `resource`."""
 
-    def check(caller: AnyCaller) -> Caller:
+    # async: no I/O here, so FastAPI runs it on the event loop, not a worker thread.
+    async def check(caller: AnyCaller) -> Caller:
         if caller.anonymous:
             raise ApiError(
                 401,

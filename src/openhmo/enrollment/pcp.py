@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
 from openhmo.dates import first_of_next_month
@@ -62,14 +62,21 @@ def pcp_of(session: Session, member: Member, day: date) -> PcpAssignment | None:
     )
 
 
-def pcp_provider_of(session: Session, member: Member, day: date) -> Provider | None:
-    """The provider who is `member`'s PCP on `day`, in one query (for answers that show
-    the PCP, such as a 271 or an eligibility response)."""
-    return session.scalar(
-        select(Provider)
+def pcp_provider_of(session: Session, member: Member, day: date) -> Row | None:
+    """Who is `member`'s PCP on `day`, for answers that show the PCP (a 271, an
+    eligibility response): the provider's npi, entity_type, first_name, last_name and
+    organization_name, in one query (not the whole provider: an answer shows no more)."""
+    return session.execute(
+        select(
+            Provider.npi,
+            Provider.entity_type,
+            Provider.first_name,
+            Provider.last_name,
+            Provider.organization_name,
+        )
         .join(PcpAssignment, PcpAssignment.provider_id == Provider.id)
         .where(PcpAssignment.member_id == member.id, _active_on(day))
-    )
+    ).first()
 
 
 def unavailable_reasons(

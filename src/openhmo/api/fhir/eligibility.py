@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -39,6 +40,7 @@ from openhmo.interop.fhir.eligibility import (
 from openhmo.interop.fhir.reading import FhirInputError, unwrap
 from openhmo.interop.x12.answer271 import CATEGORY_SERVICE_TYPE, NETWORK, asked_service_types
 from openhmo.interop.x12.lookup270 import benefits_of, coverage_of
+from openhmo.plans.design import PlanDesign, PlanYear
 from openhmo.plans.store import design_of_plan
 
 router = APIRouter()
@@ -74,6 +76,41 @@ def _match(session: Session, caller: Caller, ask: EligibilityAsk, today: date) -
     return member
 
 
+@cache
+def _category_names(lang: str) -> dict[str, str]:
+    """Service type -> the category's name in `lang`."""
+    return {
+        code: translate(f"category.{category.value}", lang)
+        for category, code in CATEGORY_SERVICE_TYPE.items()
+    }
+
+
+# (id of a design, plan year, language) -> (that design, its words). The design is kept
+# with them, so its id cannot come to name another design.
+_words: dict[tuple[int, int, str], tuple[PlanDesign, dict[tuple[str, str], str]]] = {}
+
+
+def _plan_words(
+    design: PlanDesign | None, plan_year: PlanYear | None, lang: str
+) -> dict[tuple[str, str], str]:
+    """(service type, network) -> the plan's own words for its cost share, in `lang`: the
+    same for every member of the plan year, so made once."""
+    if design is None or plan_year is None:
+        return {}
+    key = (id(design), plan_year.year, lang)
+    kept = _words.get(key)
+    if kept is not None and kept[0] is design:
+        return kept[1]
+    described = {}
+    for category, benefit in plan_year.benefits.items():
+        code = CATEGORY_SERVICE_TYPE.get(category)
+        for tier, share in benefit.cost.items():
+            if code is not None:
+                described[(code, NETWORK[tier])] = share.describe(lang)
+    _words[key] = (design, described)
+    return described
+
+
 def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lang: str) -> Found:
     eligibility, _, coverage = coverage_of(session, member, day)
     design = design_of_plan(session, coverage.plan_id) if coverage is not None else None
@@ -81,16 +118,6 @@ def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lan
     benefits = None
     if eligibility.covered and design is not None:
         benefits = benefits_of(session, member, design, coverage, day)
-    names = {
-        code: translate(f"category.{category.value}", lang)
-        for category, code in CATEGORY_SERVICE_TYPE.items()
-    }
-    described = {}
-    for category, benefit in (plan_year.benefits if plan_year else {}).items():
-        code = CATEGORY_SERVICE_TYPE.get(category)
-        for tier, share in benefit.cost.items():
-            if code is not None:
-                described[(code, NETWORK[tier])] = share.describe(lang)
     return Found(
         member_number=member.member_number,
         name=member.name,
@@ -102,8 +129,8 @@ def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lan
         period=(plan_year.starts, plan_year.ends) if plan_year is not None else None,
         benefits=benefits,
         wanted=asked_service_types(ask.categories)[0],
-        names=names,
-        described=described,
+        names=_category_names(lang),
+        described=_plan_words(design, plan_year, lang),
     )
 
 

@@ -129,14 +129,16 @@ def find_patient(session: Session, inquiry: Inquiry) -> Member | Reject:
 
 
 def _met(session: Session, family_id: int, design: PlanDesign, plan_year: PlanYear) -> dict:
-    rows = session.scalars(
-        select(Accumulator).where(
+    rows = session.execute(
+        select(
+            Accumulator.holder, Accumulator.pool, Accumulator.kind, Accumulator.amount_cents
+        ).where(
             Accumulator.family_id == family_id,
             Accumulator.plan_key == design.id,
             Accumulator.plan_year == plan_year.year,
         )
     )
-    return {(a.holder, a.pool, a.kind): a.amount_cents for a in rows}
+    return {(holder, pool, kind): amount for holder, pool, kind, amount in rows}
 
 
 def _limits(
