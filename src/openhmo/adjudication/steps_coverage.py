@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import polars as pl
 
 from openhmo.adjudication.context import Context
@@ -126,6 +128,46 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
 _SEP = "\x1f"
 
 
+class _ClassifiedKinds:
+    """The kinds of line (what the category rules read) classified so far in this process.
+
+    A kind's category is a function of the kind alone, and classifying costs about 20 ms
+    a call whatever the number of kinds (the rule table is one large expression to plan),
+    a third of a real-time engine call on one family; a plan's lines are of a few
+    thousand kinds, so each is classified once and then looked up. Bounded: past LIMIT
+    kinds the memory starts again.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._known: pl.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def classified(self, kinds: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+        """Key columns, category and category_rule for (at least) every kind in `kinds`."""
+        known = self._known
+        new = kinds if known is None else kinds.join(known, on=key, how="anti", nulls_equal=True)
+        if known is not None and not new.height:
+            return known
+        with self._lock:
+            # Again from what is known now: another thread may have added or started again.
+            known = self._known
+            if known is not None and known.height < self.LIMIT:
+                new = kinds.join(known, on=key, how="anti", nulls_equal=True)
+            else:
+                known, new = None, kinds
+            found = classify(new).select(
+                *key, category="service_category", category_rule="category_rule"
+            )
+            known = found if known is None else pl.concat([known, found])
+            self._known = known
+        return known
+
+
+_KINDS = _ClassifiedKinds()
+
+
 def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     providers = context.providers.select("npi", "taxonomy_code", "name", "specialty")
     w = w.join(
@@ -170,13 +212,22 @@ def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "_k_diagnoses": pl.col("diagnosis_codes").list.join(_SEP),
     }
     key = [f for f in features if f not in ("modifiers", "diagnosis_codes")] + list(list_keys)
-    kinds = w.select(*features).with_columns(**list_keys).unique(subset=key, keep="first")
-    classified = classify(kinds).select(
-        *key, category="service_category", category_rule="category_rule"
+    kinds = (
+        w.select(*features)
+        .with_columns(**list_keys)
+        .with_columns(pl.col(key).cast(S))
+        .unique(subset=key, keep="first")
     )
     w = (
         w.with_columns(**list_keys)
-        .join(classified, on=key, how="left", maintain_order="left", nulls_equal=True)
+        .with_columns(pl.col(key).cast(S))
+        .join(
+            _KINDS.classified(kinds, key),
+            on=key,
+            how="left",
+            maintain_order="left",
+            nulls_equal=True,
+        )
         .drop(list(list_keys))
     )
     return trace(
