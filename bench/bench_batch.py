@@ -7,7 +7,9 @@ fresh process of its own, runs `openhmo claims adjudicate-batch`'s function
 engine, decisions and new state Parquet out; in one process (the default) and with a
 worker process per core (openhmo.batch.workers). It reports lines per second, peak
 resident memory of the whole process tree (sampled), and the cost per line at each size
-in one process (linear cost: the same cost per line at 1M and 10M).
+in one process (linear cost: the same cost per line at 1M and 10M), and the time of
+Parquet in and out alone (the claims read, decisions of that size written, no engine):
+the floor under any engine, against the issue's second per million lines.
 
 In the same run, on whole families sampled from the first world, the engine's batch
 path and the row-by-row reference model (tests/reference_model.py) decide the same lines;
@@ -85,6 +87,26 @@ def batch(world: str, decisions: str, workers: int, partition_lines: int | None 
         "peak_mib": max(_peak_mib(), memory.peak / 2**20),
         "workers": workers,
     }
+
+
+def floor(world: str, decisions: str) -> dict:
+    """Parquet in and out alone, as a run does them (no engine): read the claims, write
+    decisions of the same size with the run's writer. What the issue's target leaves the
+    engine is its second per million lines less this."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    table = pl.read_parquet(decisions).to_arrow()
+    started = time.perf_counter()
+    lines = pl.read_parquet(Path(world) / "claims.parquet").height
+    read_s = time.perf_counter() - started
+    out = Path(decisions).with_name("floor.parquet")
+    started = time.perf_counter()
+    with pq.ParquetWriter(out, table.schema) as writer:
+        writer.write_table(table)
+    write_s = time.perf_counter() - started
+    out.unlink()
+    return {"lines": lines, "read_seconds": read_s, "write_seconds": write_s}
 
 
 def _sample(world: str, lines: int):
@@ -170,7 +192,13 @@ def profile(world: str, lines: int) -> dict:
     return {"lines": claims.height, "steps": times}
 
 
-CHILDREN = {"generate": generate, "batch": batch, "reference": reference, "profile": profile}
+CHILDREN = {
+    "generate": generate,
+    "batch": batch,
+    "floor": floor,
+    "reference": reference,
+    "profile": profile,
+}
 
 
 # --- the report --------------------------------------------------------------------------
@@ -230,6 +258,20 @@ def main() -> None:
                 )
                 if workers == args.workers[0]:
                     first = run
+            io = run_child(
+                HERE,
+                "floor",
+                world=str(world),
+                decisions=str(world / f"decisions-{args.workers[0]}.parquet"),
+            )
+            io_s = io["read_seconds"] + io["write_seconds"]
+            print(
+                f"{io['lines']:>11,} lines, Parquet alone (claims read "
+                f"{io['read_seconds']:.2f} s, decisions written {io['write_seconds']:.2f} s): "
+                f"{io_s:.2f} s = {io_s / io['lines'] * 1e6:.2f} µs/line, "
+                f"{io_s / first['seconds']:.0%} of the run, "
+                f"{io_s / (io['lines'] / 1e6):.0%} of the target's time"
+            )
             run = first
             runs.append(run)
         if len(runs) > 1:
