@@ -180,6 +180,8 @@ async def _closed(pool, messages, spec, tally: _Tally) -> float:
 
 
 async def _run(spec: dict) -> dict:
+    # The spec is read with decimals kept exact (for the bodies); times and rates are floats.
+    spec = {**spec, **{k: float(spec[k]) for k in ("rate", "seconds", "warmup") if k in spec}}
     base = urlsplit(spec["base"])
     host = base.netloc
     messages = [_message(host, r, spec.get("token")) for r in spec["requests"]]

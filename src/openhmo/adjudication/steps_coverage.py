@@ -126,6 +126,33 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
 
 # Joins a list's elements into one key; no code contains it.
 _SEP = "\x1f"
+# What the category rules read of a line: its kind.
+KIND_FEATURES = (
+    "procedure_code",
+    "modifiers",
+    "revenue_code",
+    "place_of_service",
+    "rendering_taxonomy",
+    "diagnosis_codes",
+    "drug_tier",
+    "claim_type",
+    "sex",
+)
+# Lists are keyed as joined text.
+_LIST_KEYS = {
+    "_k_modifiers": pl.col("modifiers").list.join(_SEP),
+    "_k_diagnoses": pl.col("diagnosis_codes").list.join(_SEP),
+}
+KIND_KEY = [f for f in KIND_FEATURES if f not in ("modifiers", "diagnosis_codes")] + list(
+    _LIST_KEYS
+)
+
+_KIND_COLUMNS = list(dict.fromkeys((*KIND_FEATURES, *KIND_KEY)))
+
+
+def with_kind_key(lines: pl.DataFrame) -> pl.DataFrame:
+    """`lines` with the columns of KIND_KEY, as text."""
+    return lines.with_columns(**_LIST_KEYS).with_columns(pl.col(KIND_KEY).cast(S))
 
 
 class _ClassifiedKinds:
@@ -194,42 +221,17 @@ def category(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .otherwise(pl.col("rendering_taxonomy_r")),
         age=_age(),
     )
-    # Lines are classified once per distinct set of what the rules read (a partition's
-    # lines share a few thousand), then joined back; lists are keyed as joined text.
-    features = [
-        "procedure_code",
-        "modifiers",
-        "revenue_code",
-        "place_of_service",
-        "rendering_taxonomy",
-        "diagnosis_codes",
-        "drug_tier",
-        "claim_type",
-        "sex",
-    ]
-    list_keys = {
-        "_k_modifiers": pl.col("modifiers").list.join(_SEP),
-        "_k_diagnoses": pl.col("diagnosis_codes").list.join(_SEP),
-    }
-    key = [f for f in features if f not in ("modifiers", "diagnosis_codes")] + list(list_keys)
-    kinds = (
-        w.select(*features)
-        .with_columns(**list_keys)
-        .with_columns(pl.col(key).cast(S))
-        .unique(subset=key, keep="first")
-    )
-    w = (
-        w.with_columns(**list_keys)
-        .with_columns(pl.col(key).cast(S))
-        .join(
-            _KINDS.classified(kinds, key),
-            on=key,
-            how="left",
-            maintain_order="left",
-            nulls_equal=True,
-        )
-        .drop(list(list_keys))
-    )
+    # Lines are classified once per kind (a partition's lines are of a few thousand),
+    # then joined back.
+    keyed = with_kind_key(w)
+    kinds = keyed.select(_KIND_COLUMNS).unique(subset=KIND_KEY, keep="first")
+    w = keyed.join(
+        _KINDS.classified(kinds, KIND_KEY),
+        on=KIND_KEY,
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    ).drop(list(_LIST_KEYS))
     return trace(
         w,
         "category",
