@@ -1,5 +1,5 @@
-"""What the batch benchmarks share: a step run in a fresh process, the peak memory of a
-process tree, and the generator's lines per member (to size a world)."""
+"""What the benchmarks share: a step run in a fresh process, the peak memory of a process
+tree, the CPU time of processes, and the generator's lines per member (to size a world)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,35 @@ class TreeMemory:
                 tree |= more
                 grew = bool(more)
             self.peak = max(self.peak, sum(rss.get(pid, 0) for pid in tree))
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds so far) of every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        fields = rest.split()
+        name = head.partition("(")[2]
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def cpu_seconds(root: int | None = None, name: str | None = None) -> float:
+    """CPU seconds used so far by process `root` and its descendants (their threads
+    included; not descendants that have ended), or by every process called `name` (the
+    PostgreSQL server's)."""
+    found = _processes()
+    if name is not None:
+        return sum(cpu for _, command, cpu in found.values() if command == name)
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (parent, _, _) in found.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(found[pid][2] for pid in tree if pid in found)

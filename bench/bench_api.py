@@ -16,8 +16,11 @@ the capacity exceeds it by a quarter, else at 70% of the capacity, so every run 
 - claim submission: Claim/$submit of a new one-line professional claim for a random
   member, adjudicated in real time (system token).
 
-It reports requests per second offered and achieved, p50 and p99 latency, and the
-peak memory of this process tree (server and load generator), with the issue's targets.
+It reports requests per second offered and achieved, p50 and p99 latency, the CPU time
+a request took of the server, of PostgreSQL's processes and of the load generator (from
+/proc, over the whole run: on two shared cores these say where a request's cost is,
+and move less from run to run than the rates), and the peak memory of this process tree
+(server and load generator), with the issue's targets.
 
     .venv/bin/python bench/bench_api.py [--families 400] [--practitioners 100000]
         [--seconds 15] [--databases sqlite,postgresql] [--work DIR] [--workers 1]
@@ -34,6 +37,7 @@ import json
 import os
 import platform
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -50,7 +54,7 @@ import simplejson
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
-from _common import TreeMemory  # noqa: E402
+from _common import TreeMemory, cpu_seconds  # noqa: E402
 
 POSTGRES_ADMIN = os.environ.get(
     "OPENHMO_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -292,10 +296,23 @@ DIRECTORY_QUERIES = [
 ]
 
 
-def run_load(base: str, token: str | None, requests: list[dict], work: Path, **spec) -> dict:
+def run_load(
+    base: str,
+    token: str | None,
+    requests: list[dict],
+    work: Path,
+    *,
+    server: int | None = None,
+    database: str | None = None,
+    **spec,
+) -> dict:
+    """Run bench/load.py; its report, with the CPU time a request took of the server's
+    process tree (`server`, a pid), of the database server's processes (`database`, their
+    name) and of the load generator, in ms, when a server is named."""
     spec = {"base": base, "warmup": 1, "token": token, "requests": requests, **spec}
     path = work / f"load-{uuid.uuid4().hex[:8]}.json"
     path.write_text(simplejson.dumps(spec, use_decimal=True))
+    before = _cpu(server, database)
     done = subprocess.run(
         [sys.executable, str(HERE.parent / "load.py"), str(path)],
         capture_output=True,
@@ -303,7 +320,33 @@ def run_load(base: str, token: str | None, requests: list[dict], work: Path, **s
     )
     if done.returncode:
         sys.exit(f"the load generator failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if server is not None and report["sent"]:
+        after = _cpu(server, database)
+        for name, was, now in zip(("server", "database", "generator"), before, after, strict=True):
+            report[f"{name}_cpu_ms"] = round(1000 * (now - was) / report["sent"], 2)
+        if database is None:
+            del report["database_cpu_ms"]  # SQLite's work is the server's own
+    return report
+
+
+def _cpu_text(row: dict) -> str:
+    """The CPU a request took: server, database (PostgreSQL), load generator, in ms."""
+    parts = [
+        f"{label} {row[key]}"
+        for label, key in (("server", "server_cpu_ms"), ("db", "database_cpu_ms"))
+        if key in row
+    ]
+    return " / ".join(parts) + f" (generator {row.get('generator_cpu_ms', '-')}) ms"
+
+
+def _cpu(server: int | None, database: str | None) -> tuple[float, float, float]:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        cpu_seconds(server) if server is not None else 0.0,
+        cpu_seconds(name=database) if database else 0.0,
+        children.ru_utime + children.ru_stime,
+    )
 
 
 # Callers of the closed loop. Claims: the server decides the claims submitted at the same
@@ -312,15 +355,18 @@ def run_load(base: str, token: str | None, requests: list[dict], work: Path, **s
 CALLERS = {"claim": 32}
 
 
-def _scenario(name: str, make, rate: int, base: str, token: str | None, args, work) -> list:
+def _scenario(
+    name: str, make, rate: int, base: str, token: str | None, args, work, **measured
+) -> list:
     """Capacity first (closed loop, 4 callers; 32 for claims); then the open loop at the
     target rate if the server can carry it with room to spare, else at 70% of its
-    capacity, so the run always ends."""
+    capacity, so the run always ends. `measured`: run_load's server and database."""
     capacity = run_load(
         base,
         token,
         make(4000),
         work,
+        **measured,
         mode="closed",
         concurrency=CALLERS.get(name, 4),
         seconds=args.probe_seconds,
@@ -334,6 +380,7 @@ def _scenario(name: str, make, rate: int, base: str, token: str | None, args, wo
         token,
         make(int(offered * (args.seconds + 2)) + 10),
         work,
+        **measured,
         mode="open",
         rate=offered,
         seconds=args.seconds,
@@ -444,14 +491,20 @@ def bench_database(kind: str, args, work: Path) -> list[dict]:
             ]
             with TreeMemory() as memory:
                 for name, bearer, make, rate in scenarios:
-                    for result in _scenario(name, make, rate, base, bearer, args, work):
+                    measured = {
+                        "server": server.pid,
+                        "database": "postgres" if kind == "postgresql" else None,
+                    }
+                    runs = _scenario(name, make, rate, base, bearer, args, work, **measured)
+                    for result in runs:
                         result.update(database=kind, workers=args.workers)
                         rows.append(result)
                         print(
                             f"[{kind}] {name:12} {result['mode']:6} offered "
                             f"{result['offered_rate'] or '-'}/s achieved "
                             f"{result['achieved_rate']}/s p50 {result['p50_ms']} ms "
-                            f"p99 {result['p99_ms']} ms statuses {result['statuses']}",
+                            f"p99 {result['p99_ms']} ms statuses {result['statuses']}; "
+                            f"CPU a request: {_cpu_text(result)}",
                             flush=True,
                         )
             for row in rows:
@@ -492,7 +545,7 @@ def main() -> None:
     )
     print(
         f"{'database':11} {'scenario':12} {'mode':6} {'offered/s':>9} {'achieved/s':>10} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'target':>16} {'non-2xx':>7}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'target':>16} {'non-2xx':>7}  CPU a request"
     )
     for row in rows:
         rate, p99 = TARGETS[row["scenario"]]
@@ -502,7 +555,7 @@ def main() -> None:
         print(
             f"{row['database']:11} {row['scenario']:12} {row['mode']:6} {offered:>9} "
             f"{row['achieved_rate']:10} {row['p50_ms']:8} {row['p99_ms']:8} {target:>16} "
-            f"{bad:7}"
+            f"{bad:7}  {_cpu_text(row)}"
         )
     (work / "bench_api.json").write_text(json.dumps(rows, indent=2))
     print(f"\nfigures: {work / 'bench_api.json'}")
