@@ -67,8 +67,9 @@ class TreeMemory:
             self.peak = max(self.peak, sum(rss.get(pid, 0) for pid in tree))
 
 
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, command name, CPU seconds so far) of every process."""
+def _processes() -> dict[int, tuple[int, str, float, float]]:
+    """pid -> (parent pid, command name, its CPU seconds so far, and those of its
+    children that have ended) of every process."""
     tick = os.sysconf("SC_CLK_TCK")
     found = {}
     for entry in Path("/proc").iterdir():
@@ -79,21 +80,27 @@ def _processes() -> dict[int, tuple[int, str, float]]:
         except OSError:
             continue
         fields = rest.split()
-        name = head.partition("(")[2]
-        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+        own = (int(fields[11]) + int(fields[12])) / tick
+        ended = (int(fields[13]) + int(fields[14])) / tick
+        found[int(entry.name)] = (int(fields[1]), head.partition("(")[2], own, ended)
     return found
 
 
 def cpu_seconds(root: int | None = None, name: str | None = None) -> float:
-    """CPU seconds used so far by process `root` and its descendants (their threads
-    included; not descendants that have ended), or by every process called `name` (the
-    PostgreSQL server's)."""
+    """CPU seconds used so far by process `root` and every process below it, or by the
+    processes called `name` (PostgreSQL's), their threads and the children that have
+    ended (a closed connection's backend) included."""
     found = _processes()
     if name is not None:
-        return sum(cpu for _, command, cpu in found.values() if command == name)
-    tree, grew = {root}, True
-    while grew:
-        more = {pid for pid, (parent, _, _) in found.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return sum(found[pid][2] for pid in tree if pid in found)
+        tree = {pid for pid, (_, command, _, _) in found.items() if command == name}
+        tops = {pid for pid in tree if found[pid][0] not in tree}
+    else:
+        tree, tops, grew = {root}, {root}, True
+        while grew:
+            more = {pid for pid, (parent, _, _, _) in found.items() if parent in tree} - tree
+            tree |= more
+            grew = bool(more)
+    own = sum(found[pid][2] for pid in tree if pid in found)
+    # A process that ended was counted in its parent's "ended" once waited for; only the
+    # tops' are added, as the others' children are still running or already in a top's.
+    return own + sum(found[pid][3] for pid in tops if pid in found)

@@ -18,9 +18,9 @@ the capacity exceeds it by a quarter, else at 70% of the capacity, so every run 
 
 It reports requests per second offered and achieved, p50 and p99 latency, the CPU time
 a request took of the server, of PostgreSQL's processes and of the load generator (from
-/proc, over the whole run: on two shared cores these say where a request's cost is,
-and move less from run to run than the rates), and the peak memory of this process tree
-(server and load generator), with the issue's targets.
+/proc, over the whole run, warm-up included: on two shared cores these say where a
+request's cost is), and the peak memory of this process tree (server and load
+generator), with the issue's targets.
 
     .venv/bin/python bench/bench_api.py [--families 400] [--practitioners 100000]
         [--seconds 15] [--databases sqlite,postgresql] [--work DIR] [--workers 1]
