@@ -87,7 +87,7 @@ def _caller(request: Request) -> Caller:
         active = active.join(OAuthGrant, OAuthGrant.account_id == ApiAccount.id).where(
             OAuthGrant.id == claims.grant_id, OAuthGrant.revoked_at.is_(None)
         )
-    with request.app.state.engine.connect() as connection:
+    with request.app.state.single_reads.connect() as connection:
         active = connection.scalar(active)
     if not active:
         raise ApiError(
