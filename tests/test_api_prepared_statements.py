@@ -32,11 +32,20 @@ def test_statements_of_repeated_calls_are_prepared(pg_api):
                 "/fhir/CoverageEligibilityRequest/$submit", json=fhir_eligibility(world.ada)
             )
             assert answer.status_code == 200
-    # The calls ran one after another, so the pool's connection is the one they used.
-    with engine.connect() as connection:
-        prepared = connection.scalars(
-            text("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
-        ).all()
+    # Every connection the pool keeps, taken at once (a statement is prepared on the
+    # connection that ran it).
+    connections = [engine.connect() for _ in range(engine.pool.checkedin())]
+    try:
+        prepared = [
+            statement
+            for connection in connections
+            for statement in connection.scalars(
+                text("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+            )
+        ]
+    finally:
+        for connection in connections:
+            connection.close()
     assert any("FROM api_account" in s for s in prepared)
     assert any("FROM member" in s for s in prepared)
     assert any("INSERT INTO phi_access" in s for s in prepared)
