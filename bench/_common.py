@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 # Lines per member-year of the generator's mix (about 12 claims of 1.4 lines), used only
@@ -46,31 +47,24 @@ class TreeMemory:
         self._thread.join()
 
     def _run(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.wait(0.2):
-            parents, rss = {}, {}
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                pid = int(entry.name)
-                parents[pid] = int(fields[1])
-                rss[pid] = int(fields[21]) * page
-            tree, grew = {os.getpid()}, True
-            while grew:
-                more = {pid for pid, parent in parents.items() if parent in tree} - tree
-                tree |= more
-                grew = bool(more)
-            self.peak = max(self.peak, sum(rss.get(pid, 0) for pid in tree))
+            found = _processes()
+            tree = _below(found, os.getpid())
+            self.peak = max(self.peak, sum(found[pid].rss for pid in tree if pid in found))
 
 
-def _processes() -> dict[int, tuple[int, str, float, float]]:
-    """pid -> (parent pid, command name, its CPU seconds so far, and those of its
-    children that have ended) of every process."""
-    tick = os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True)
+class _Process:
+    parent: int
+    name: str
+    rss: int  # bytes
+    cpu: float  # its own CPU seconds so far, all its threads
+    ended_cpu: float  # those of its children that ended and were waited for
+
+
+def _processes() -> dict[int, _Process]:
+    """Every process, from /proc."""
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -80,10 +74,24 @@ def _processes() -> dict[int, tuple[int, str, float, float]]:
         except OSError:
             continue
         fields = rest.split()
-        own = (int(fields[11]) + int(fields[12])) / tick
-        ended = (int(fields[13]) + int(fields[14])) / tick
-        found[int(entry.name)] = (int(fields[1]), head.partition("(")[2], own, ended)
+        found[int(entry.name)] = _Process(
+            parent=int(fields[1]),
+            name=head.partition("(")[2],
+            rss=int(fields[21]) * page,
+            cpu=(int(fields[11]) + int(fields[12])) / tick,
+            ended_cpu=(int(fields[13]) + int(fields[14])) / tick,
+        )
     return found
+
+
+def _below(found: dict[int, _Process], root: int) -> set[int]:
+    """`root` and every process below it."""
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, p in found.items() if p.parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
 
 
 def cpu_seconds(root: int | None = None, name: str | None = None) -> float:
@@ -92,15 +100,11 @@ def cpu_seconds(root: int | None = None, name: str | None = None) -> float:
     ended (a closed connection's backend) included."""
     found = _processes()
     if name is not None:
-        tree = {pid for pid, (_, command, _, _) in found.items() if command == name}
-        tops = {pid for pid in tree if found[pid][0] not in tree}
+        tree = {pid for pid, p in found.items() if p.name == name}
+        tops = {pid for pid in tree if found[pid].parent not in tree}
     else:
-        tree, tops, grew = {root}, {root}, True
-        while grew:
-            more = {pid for pid, (parent, _, _, _) in found.items() if parent in tree} - tree
-            tree |= more
-            grew = bool(more)
-    own = sum(found[pid][2] for pid in tree if pid in found)
-    # A process that ended was counted in its parent's "ended" once waited for; only the
+        tree, tops = _below(found, root), {root}
+    own = sum(found[pid].cpu for pid in tree if pid in found)
+    # A process that ended was counted in its parent's ended_cpu once waited for; only the
     # tops' are added, as the others' children are still running or already in a top's.
-    return own + sum(found[pid][3] for pid in tops if pid in found)
+    return own + sum(found[pid].ended_cpu for pid in tops if pid in found)
