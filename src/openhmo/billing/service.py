@@ -581,5 +581,10 @@ def grace_status(session: Session, coverage_id: int, day: date) -> GraceStatus |
     )
     if grace is None:
         return None
-    start = first_of_month(grace.starts)
-    return GraceStatus(grace, (day.year - start.year) * 12 + day.month - start.month + 1)
+    return GraceStatus(grace, grace_month(grace.starts, day))
+
+
+def grace_month(starts: date, day: date) -> int:
+    """Which month of a grace period that began on `starts` `day` is in (1 for the first)."""
+    start = first_of_month(starts)
+    return (day.year - start.year) * 12 + day.month - start.month + 1

@@ -7,6 +7,7 @@ it), or terminated (and why).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.interfaces import ORMOption
 
-from openhmo.billing.service import grace_status
+from openhmo.billing.service import GraceStatus, grace_status
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage
 
 Status = Literal["active", "grace_period", "not_yet_covered", "terminated", "not_a_member"]
@@ -62,6 +63,17 @@ def eligibility_of(
     """`eligibility_on` for a member already loaded; `spans` as `spans_of` gives them, if read."""
     if spans is None:
         spans = spans_of(session, member)
+    return standing_on(member, spans, day, lambda coverage: grace_status(session, coverage, day))
+
+
+def standing_on(
+    member, spans: Sequence, day: date, grace_of: Callable[[int], GraceStatus | None]
+) -> Eligibility:
+    """The rule of `eligibility_of`, over what was read: the member's spans oldest first
+    (each with `effective_date`, `termination_date`, `termination_reason`, `coverage_id`
+    and its `coverage`), and `grace_of(coverage_id)`, the grace period `day` falls in.
+    Pure, so that a reader of its own (interop.eligibility_read) answers by the same rule.
+    """
     current = next(
         (
             s
@@ -89,7 +101,7 @@ def eligibility_of(
                 reason=f"{last.termination_reason} on {last.termination_date}",
             )
         return Eligibility("not_yet_covered", member, reason="no coverage on that date")
-    grace = grace_status(session, current.coverage_id, day)
+    grace = grace_of(current.coverage_id)
     if grace is not None:
         return Eligibility(
             "grace_period",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import inspect, select
@@ -127,9 +128,15 @@ def design_of(plan: Plan) -> PlanDesign:
     return design
 
 
+def cached_design(digests: Sequence[str]) -> PlanDesign | None:
+    """The validated design whose years have these digests (in `Plan.years` order), if
+    one was validated already: for readers that fetch the digests with other things."""
+    return _designs.get(":".join(digests))
+
+
 def design_of_plan(session: Session, plan_id: int) -> PlanDesign:
     """`design_of` the plan with this id, in one small query when its design is cached."""
-    design = _designs.get(":".join(_digests(session, plan_id)))
+    design = cached_design(_digests(session, plan_id))
     if design is not None:
         return design
     plan = session.get(Plan, plan_id)

@@ -6,8 +6,8 @@ date, as in a 270; staff about anyone. A person the caller may not ask about is 
 exactly as one we do not have (outcome `error`, "no member matches"), so the answer never
 tells whether a member number exists. The answer is built by
 openhmo.interop.fhir.eligibility from what the 271 answers from (interop.x12.lookup270:
-the coverage span of the day, the plan design, the family's accumulators, the PCP), and
-every answer about a member is audited.
+the coverage span of the day, the plan design, the family's accumulators, the PCP), read in
+one statement (interop.eligibility_read), and every answer about a member is audited.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openhmo.access.audit import record_reads
@@ -29,8 +28,8 @@ from openhmo.api.fhir.inputs import Body, language, refuse
 from openhmo.api.fhir.responses import fhir_response
 from openhmo.config import plan_identity
 from openhmo.db.types import utcnow
-from openhmo.enrollment.models import Member
 from openhmo.i18n import translate
+from openhmo.interop.eligibility_read import EligibilityFacts, read_eligibility
 from openhmo.interop.fhir.eligibility import (
     EligibilityAsk,
     Found,
@@ -39,9 +38,7 @@ from openhmo.interop.fhir.eligibility import (
 )
 from openhmo.interop.fhir.reading import FhirInputError, unwrap
 from openhmo.interop.x12.answer271 import CATEGORY_SERVICE_TYPE, NETWORK, asked_service_types
-from openhmo.interop.x12.lookup270 import benefits_of, coverage_of
 from openhmo.plans.design import PlanDesign, PlanYear
-from openhmo.plans.store import design_of_plan
 
 router = APIRouter()
 
@@ -61,19 +58,22 @@ declare(
 Asker = Annotated[Caller, Depends(require("CoverageEligibilityRequest", "write"))]
 
 
-def _match(session: Session, caller: Caller, ask: EligibilityAsk, today: date) -> Member | None:
-    """The member asked about, if the caller may ask about them (see the module's text)."""
+def _match(
+    session: Session, caller: Caller, ask: EligibilityAsk, today: date, day: date
+) -> EligibilityFacts | None:
+    """What the answer reads about the member asked about, if the caller may ask about
+    them (see the module's text)."""
     number, birth = ask.patient.member_number, ask.patient.birth_date
     if number is None:
         return None
-    member = session.scalar(select(Member).where(Member.member_number == number))
-    if member is None:
+    facts = read_eligibility(session, number, day)
+    if facts is None:
         return None
-    if birth is not None and birth != member.birth_date.isoformat():
+    if birth is not None and birth != facts.member.birth_date.isoformat():
         return None
-    if caller.role == "member" and not may_see(session, caller, member.id, today):
+    if caller.role == "member" and not may_see(session, caller, facts.member.id, today):
         return None
-    return member
+    return facts
 
 
 @cache
@@ -111,13 +111,14 @@ def _plan_words(
     return described
 
 
-def _found(session: Session, member: Member, day: date, ask: EligibilityAsk, lang: str) -> Found:
-    eligibility, _, coverage = coverage_of(session, member, day)
-    design = design_of_plan(session, coverage.plan_id) if coverage is not None else None
+def _found(session: Session, facts: EligibilityFacts, ask: EligibilityAsk, lang: str) -> Found:
+    day, member = facts.day, facts.member
+    eligibility, _, coverage = facts.coverage_of()
+    design = facts.design(session, coverage.plan_id) if coverage is not None else None
     plan_year = design.plan_year_on(day) if design is not None else None
     benefits = None
     if eligibility.covered and design is not None:
-        benefits = benefits_of(session, member, design, coverage, day)
+        benefits = facts.benefits(design, coverage)
     return Found(
         member_number=member.member_number,
         name=member.name,
@@ -148,8 +149,8 @@ def submit(request: Request, caller: Asker, session: AuditedDB, body: Body):
     day = ask.day or today
     # A provider or a system must know the birth date, as in a 270; members and staff need not.
     birth_missing = caller.role in ("provider", "system") and ask.patient.birth_date is None
-    member = None if birth_missing else _match(session, caller, ask, today)
-    found = _found(session, member, day, ask, lang) if member is not None else None
+    facts = None if birth_missing else _match(session, caller, ask, today, day)
+    found = _found(session, facts, ask, lang) if facts is not None else None
     response_id = uuid.uuid4().hex
     answer = eligibility_response(
         ask,
@@ -161,11 +162,11 @@ def submit(request: Request, caller: Asker, session: AuditedDB, body: Body):
         language=lang,
         birth_date_missing=birth_missing,
     )
-    if member is not None:
+    if facts is not None:
         record_reads(
             session,
             caller,
-            [(member.id, "CoverageEligibilityResponse", response_id)],
+            [(facts.member.id, "CoverageEligibilityResponse", response_id)],
             action="read",
             what="POST /fhir/CoverageEligibilityRequest/$submit",
         )

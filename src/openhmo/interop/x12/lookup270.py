@@ -206,9 +206,23 @@ def benefits_of(
     session: Session, member: Member, design: PlanDesign, coverage, day: date
 ) -> Benefits:
     """The member's benefits on `day` under `coverage` of plan `design` (which covers them)."""
-    tier = tier_on(session, coverage, day)
     plan_year = design.plan_year_on(day)
+    met = (
+        _met(session, member.subscriber_id or member.id, design, plan_year)
+        if plan_year is not None
+        else {}
+    )
     doctor = pcp_provider_of(session, member, day)
+    return benefits_from(design, day, member.id, tier_on(session, coverage, day), doctor, met)
+
+
+def benefits_from(
+    design: PlanDesign, day: date, member_id: int, tier: CoverageTier, doctor, met: dict
+) -> Benefits:
+    """`benefits_of` over what was read: the coverage tier of the day, the PCP (a row as
+    enrollment.pcp.pcp_provider_of gives it, or None) and the family's accumulators of the
+    plan year ((holder, pool, kind) -> cents). Pure, shared with interop.eligibility_read."""
+    plan_year = design.plan_year_on(day)
     pcp = None
     if doctor is not None:
         organization = doctor.entity_type == "organization" or not doctor.last_name
@@ -228,7 +242,6 @@ def benefits_of(
         plan_year.ends.day,
     ) == (12, 31)
     period = "23" if calendar else "22"
-    met = _met(session, member.subscriber_id or member.id, design, plan_year)
     self_only = tier is CoverageTier.SELF_ONLY
     limits: list[Limit] = []
     for tier_name, network_tier in plan_year.tiers.items():
@@ -240,7 +253,7 @@ def benefits_of(
             else tier_name.value
         )
         network = NETWORK[tier_name]
-        args = (met, member.id)
+        args = (met, member_id)
         limits += _limits(
             *args, network_tier.deductible, "deductible", pool, "C", self_only, network
         )
