@@ -10,6 +10,7 @@ and the same benefits both ways.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date
 
@@ -111,3 +112,35 @@ def test_one_statement_answers_as_the_orm_readers(demo):
 def test_no_member_of_that_number(demo):
     with demo() as session:
         assert read_eligibility(session, "NO-SUCH-MEMBER", date(2026, 6, 1)) is None
+
+
+def test_cost_items_kept_per_plan_year_and_language_are_the_ones_made_afresh(demo):
+    """The API keeps the cost items of a plan year's answer (lines, names and words are
+    one object each per plan year and language); what it returns must be what making
+    them again gives, for every covered member, in each language and for each ask."""
+    from openhmo.api.fhir import eligibility as api
+    from openhmo.interop.fhir import eligibility as fhir
+
+    day = date(2026, 6, 1)
+    asks = [("30",), ("98", "UC"), ("30", "88")]
+    made = 0
+    with demo() as session:
+        numbers = session.scalars(select(Member.member_number).order_by(Member.id)).all()
+        for number in numbers:
+            facts = read_eligibility(session, number, day)
+            for lang in ("en", "sv", "ja"):
+                for categories in asks:
+                    ask = fhir.EligibilityAsk(
+                        patient=None, day=day, categories=categories, purposes=(), identifier=None
+                    )
+                    found = api._found(session, facts, ask, lang)
+                    if found.benefits is None:
+                        continue
+                    first, again = fhir._cost_items(found), fhir._cost_items(found)
+                    assert first == again == fhir._made_cost_items(found), (number, lang)
+                    made += 1
+    assert made > 100
+    # One plan year, three languages, three asks: a handful of kept items, not one per call.
+    assert 0 < len(fhir._items) <= 3 * 3 * 4
+    words = {json.dumps(items, default=str) for _, items in fhir._items.values()}
+    assert len(words) > 3  # the languages' words differ

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine, select
@@ -26,9 +27,11 @@ STATEMENT_TIMEOUT_MS = 15_000
 
 def warm(sessions: sessionmaker) -> int:
     """Load, before the first caller, what the first calls would otherwise load on their
-    time: the ZIP code table (plan designs' service areas), the message catalogue, and
-    every stored plan's validated design. Returns the number of plans warmed."""
+    time: the ZIP code table (plan designs' service areas), the message catalogue, every
+    stored plan's validated design and the eligibility check's statement. Returns the
+    number of plans warmed."""
     from openhmo.i18n import catalogue
+    from openhmo.interop.eligibility_read import read_eligibility
     from openhmo.plans.models import Plan
     from openhmo.plans.store import design_of
     from openhmo.reference.geo import counties, zip_table
@@ -42,6 +45,8 @@ def warm(sessions: sessionmaker) -> int:
         for plan in plans:
             if plan.years:
                 design_of(plan)
+        # The eligibility statement is large: compiled now, not on the first check's time.
+        read_eligibility(session, "", date.today())
     return len(plans)
 
 

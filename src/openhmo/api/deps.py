@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from openhmo.access.models import ApiAccount, OAuthGrant
 from openhmo.access.scopes import allows
@@ -31,15 +32,23 @@ def _session(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(_session, scope="function")]
 
 
-def _write_session(request: Request) -> Iterator[Session]:
+@contextmanager
+def write_transaction(sessions: sessionmaker) -> Iterator[Session]:
     """A transaction that will write: on SQLite it takes the write lock before any read.
 
     SQLite refuses (at once, "database is locked") a write in a transaction that read
     before another writer committed, so a writing route waits for the lock first and
     then reads what is current (claims.intake.sqlite_write_lock); PostgreSQL needs none.
+    Committed when the block ends, rolled back if it fails.
     """
-    with request.app.state.sessions() as session, session.begin():
+    with sessions() as session, session.begin():
         sqlite_write_lock(session)
+        yield session
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    """`write_transaction` as a route's dependency."""
+    with write_transaction(request.app.state.sessions) as session:
         yield session
 
 

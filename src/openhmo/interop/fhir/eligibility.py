@@ -166,7 +166,29 @@ def _percent(value: Decimal) -> dict[str, Any]:
     return {"allowedString": f"{value:f}%"}
 
 
+# (lines, wanted, names, described) -> the items they make. Every answer of one plan year
+# in one language has the same lines, names and words (the readers keep one object of
+# each), so the key holds those objects themselves, compared by identity; bounded. The
+# items are shared between answers, which are only ever serialized, never changed.
+_items: dict[tuple[int, frozenset[str], int, int], tuple[tuple, list[dict[str, Any]]]] = {}
+_ITEMS_KEPT = 512
+
+
 def _cost_items(found: Found) -> list[dict[str, Any]]:
+    benefits = found.benefits
+    key = (id(benefits.lines), found.wanted, id(found.names), id(found.described))
+    kept = _items.get(key)
+    objects = (benefits.lines, found.names, found.described)
+    if kept is not None and all(a is b for a, b in zip(kept[0], objects, strict=True)):
+        return list(kept[1])
+    items = _made_cost_items(found)
+    if len(_items) >= _ITEMS_KEPT:
+        _items.clear()
+    _items[key] = (objects, items)
+    return list(items)
+
+
+def _made_cost_items(found: Found) -> list[dict[str, Any]]:
     out = []
     for line in found.benefits.lines:
         if line.service_type not in found.wanted:

@@ -166,6 +166,20 @@ def _limits(
     return out
 
 
+# (id of a design, plan year, period) -> (that design, its cost lines): the same for every
+# member of the plan year, so made once. The design is kept with them, so its id cannot
+# come to name another design.
+_lines: dict[tuple[int, int, str], tuple[PlanDesign, tuple[CostLine, ...]]] = {}
+
+
+def _lines_of(design: PlanDesign, plan_year: PlanYear, period: str) -> tuple[CostLine, ...]:
+    key = (id(design), plan_year.year, period)
+    kept = _lines.get(key)
+    if kept is None or kept[0] is not design:
+        kept = _lines[key] = (design, tuple(_cost_lines(design, plan_year, period)))
+    return kept[1]
+
+
 def _cost_lines(design: PlanDesign, plan_year: PlanYear, period: str) -> list[CostLine]:
     lines: list[CostLine] = []
     for category, benefit in plan_year.benefits.items():
@@ -265,7 +279,7 @@ def benefits_from(
         limits += _limits(
             *args, network_tier.out_of_pocket_max, "out_of_pocket", pool, "G", self_only, network
         )
-    lines = tuple(_cost_lines(design, plan_year, period))
+    lines = _lines_of(design, plan_year, period)
     return replace(base, period=period, limits=tuple(limits), lines=lines)
 
 
