@@ -144,3 +144,27 @@ def test_cost_items_kept_per_plan_year_and_language_are_the_ones_made_afresh(dem
     assert 0 < len(fhir._items) <= 3 * 3 * 4
     words = {json.dumps(items, default=str) for _, items in fhir._items.values()}
     assert len(words) > 3  # the languages' words differ
+
+
+def test_kept_per_design_makes_once_per_design_and_key():
+    """What is kept per plan year is made once per design and key, and one design's is
+    never another's, even when the two are equal in content."""
+    from openhmo.plans.loader import example_designs, load_design
+    from openhmo.plans.store import kept_per_design
+
+    path = next(iter(example_designs()))
+    first, second = load_design(path), load_design(path)
+    assert first == second and first is not second
+    store: dict = {}
+    made: list = []
+
+    def make(design, key):
+        made.append((id(design), key))
+        return (design, key)
+
+    for _ in range(3):
+        for design in (first, second):
+            for key in ((2026, "en"), (2026, "sv")):
+                kept = kept_per_design(store, design, key, lambda d=design, k=key: make(d, k))
+                assert kept[0] is design and kept[1] == key
+    assert len(made) == 4

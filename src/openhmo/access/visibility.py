@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from openhmo.claims.models import Claim, ClaimLine
 from openhmo.enrollment.models import Member, PcpAssignment
+from openhmo.enrollment.pcp import active_on
 from openhmo.network.models import Provider
 from openhmo.referrals.models import PriorAuthorization, Referral
 
@@ -77,8 +78,7 @@ def visible_members(caller: Caller, day: date, npi: str | None = None) -> Select
         parts = [
             select(PcpAssignment.member_id).where(
                 PcpAssignment.provider_id == pid,
-                PcpAssignment.effective_from <= day,
-                or_(PcpAssignment.effective_to.is_(None), PcpAssignment.effective_to >= day),
+                active_on(day),
             ),
             select(Referral.member_id).where(
                 or_(Referral.referring_provider_id == pid, Referral.specialist_provider_id == pid)

@@ -572,16 +572,21 @@ class GraceStatus:
 def grace_status(session: Session, coverage_id: int, day: date) -> GraceStatus | None:
     """The grace period a day falls in, and which of its months, for eligibility and claims."""
     grace = session.scalar(
-        select(GracePeriod).where(
-            GracePeriod.coverage_id == coverage_id,
-            GracePeriod.starts <= day,
-            GracePeriod.ends >= day,
-            or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
-        )
+        select(GracePeriod).where(GracePeriod.coverage_id == coverage_id, *grace_on(day))
     )
     if grace is None:
         return None
     return GraceStatus(grace, grace_month(grace.starts, day))
+
+
+def grace_on(day) -> tuple:
+    """Conditions of a grace period that `day` falls in: within it, and the grace still
+    open or resolved only after that day (a date or a bound parameter)."""
+    return (
+        GracePeriod.starts <= day,
+        GracePeriod.ends >= day,
+        or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
+    )
 
 
 def grace_month(starts: date, day: date) -> int:

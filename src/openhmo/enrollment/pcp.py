@@ -42,7 +42,8 @@ PANEL_FULL = "pcp.unavailable.panel_full"
 PEDIATRICS_ONLY = "pcp.unavailable.pediatrics_only"
 
 
-def _active_on(day: date):
+def active_on(day):
+    """An assignment in force on `day` (a date or a bound parameter)."""
     return (PcpAssignment.effective_from <= day) & (
         PcpAssignment.effective_to.is_(None) | (PcpAssignment.effective_to >= day)
     )
@@ -52,13 +53,13 @@ def panel_size(session: Session, provider_id: int, day: date) -> int:
     return session.scalar(
         select(func.count())
         .select_from(PcpAssignment)
-        .where(PcpAssignment.provider_id == provider_id, _active_on(day))
+        .where(PcpAssignment.provider_id == provider_id, active_on(day))
     )
 
 
 def pcp_of(session: Session, member: Member, day: date) -> PcpAssignment | None:
     return session.scalar(
-        select(PcpAssignment).where(PcpAssignment.member_id == member.id, _active_on(day))
+        select(PcpAssignment).where(PcpAssignment.member_id == member.id, active_on(day))
     )
 
 
@@ -75,7 +76,7 @@ def pcp_provider_of(session: Session, member: Member, day: date) -> Row | None:
             Provider.organization_name,
         )
         .join(PcpAssignment, PcpAssignment.provider_id == Provider.id)
-        .where(PcpAssignment.member_id == member.id, _active_on(day))
+        .where(PcpAssignment.member_id == member.id, active_on(day))
     ).first()
 
 
@@ -236,7 +237,7 @@ def _candidates(session: Session, network: str, day: date) -> list[_Candidate]:
         dict(
             session.execute(
                 select(PcpAssignment.provider_id, func.count())
-                .where(_active_on(day))
+                .where(active_on(day))
                 .group_by(PcpAssignment.provider_id)
             ).all()
         )

@@ -34,13 +34,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from openhmo.billing.models import GracePeriod
-from openhmo.billing.service import GraceStatus, grace_month
+from openhmo.billing.service import GraceStatus, grace_month, grace_on
 from openhmo.claims.models import Accumulator
 from openhmo.enrollment.eligibility import Eligibility, standing_on
 from openhmo.enrollment.models import Coverage, Member, MemberCoverage, PcpAssignment
+from openhmo.enrollment.pcp import active_on
 from openhmo.enrollment.service import tier_for
 from openhmo.interop.x12.answer271 import Benefits
-from openhmo.interop.x12.lookup270 import benefits_from
+from openhmo.interop.x12.lookup270 import answering, benefits_from
 from openhmo.network.models import Provider
 from openhmo.plans.design import PlanDesign
 from openhmo.plans.models import Plan, PlanYear
@@ -127,10 +128,7 @@ class EligibilityFacts:
     def coverage_of(self) -> tuple[Eligibility, SpanRef | None, CoverageRef | None]:
         """interop.x12.lookup270.coverage_of, from what was read."""
         eligibility = self.eligibility()
-        before = [s for s in self.spans if s.effective_date <= self.day]
-        span = before[-1] if before else (self.spans[0] if self.spans else None)
-        coverage = eligibility.coverage or (span.coverage if span is not None else None)
-        return eligibility, span, coverage
+        return eligibility, *answering(eligibility, self.spans, self.day)
 
     def design(self, session: Session, plan_id: int) -> PlanDesign:
         """The plan's design: the validated one of these digests, else read (a cache miss)."""
@@ -229,9 +227,7 @@ def _statement():
                 )
             ).where(
                 GracePeriod.coverage_id.in_(spans),
-                GracePeriod.starts <= day,
-                GracePeriod.ends >= day,
-                or_(GracePeriod.status == "open", GracePeriod.resolved_on > day),
+                *grace_on(day),
             ),
             select(
                 *_row("digest", a=PlanYear.plan_id, d1=PlanYear.starts, s1=PlanYear.design_digest)
@@ -249,8 +245,7 @@ def _statement():
             .join(PcpAssignment, PcpAssignment.provider_id == Provider.id)
             .where(
                 PcpAssignment.member_id == member.c.id,
-                PcpAssignment.effective_from <= day,
-                or_(PcpAssignment.effective_to.is_(None), PcpAssignment.effective_to >= day),
+                active_on(day),
             ),
             # The family's accumulators of the plan years the day falls in, of the member's
             # plans; the answer takes those of its plan design's year.

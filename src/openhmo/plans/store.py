@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date
+from typing import TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
@@ -88,6 +89,7 @@ def get_plan(session: Session, plan_key: str) -> Plan:
 
 
 _designs: dict[str, PlanDesign] = {}
+T = TypeVar("T")
 
 
 def digest(design_json: dict) -> str:
@@ -132,6 +134,17 @@ def cached_design(digests: Sequence[str]) -> PlanDesign | None:
     """The validated design whose years have these digests (in `Plan.years` order), if
     one was validated already: for readers that fetch the digests with other things."""
     return _designs.get(":".join(digests))
+
+
+def kept_per_design(store: dict, design: PlanDesign, key: Hashable, make: Callable[[], T]) -> T:
+    """`make()`, made once per design and `key` and kept in `store`: for what is the same
+    for every member of a plan year (its cost lines, its own words). Keyed by the design's
+    identity, the design kept beside it, so that an id cannot come to name another design
+    (validated designs live as long as the process: `_designs`)."""
+    kept = store.get((id(design), key))
+    if kept is None or kept[0] is not design:
+        kept = store[(id(design), key)] = (design, make())
+    return kept[1]
 
 
 def design_of_plan(session: Session, plan_id: int) -> PlanDesign:

@@ -40,6 +40,7 @@ from openhmo.interop.fhir.eligibility import (
 from openhmo.interop.fhir.reading import FhirInputError, unwrap
 from openhmo.interop.x12.answer271 import CATEGORY_SERVICE_TYPE, NETWORK, asked_service_types
 from openhmo.plans.design import PlanDesign, PlanYear
+from openhmo.plans.store import kept_per_design
 
 router = APIRouter()
 
@@ -86,9 +87,8 @@ def _category_names(lang: str) -> dict[str, str]:
     }
 
 
-# (id of a design, plan year, language) -> (that design, its words). The design is kept
-# with them, so its id cannot come to name another design.
-_words: dict[tuple[int, int, str], tuple[PlanDesign, dict[tuple[str, str], str]]] = {}
+# The plan's words for its cost shares, per plan year and language (kept_per_design).
+_words: dict = {}
 
 
 def _plan_words(
@@ -98,18 +98,17 @@ def _plan_words(
     same for every member of the plan year, so made once."""
     if design is None or plan_year is None:
         return {}
-    key = (id(design), plan_year.year, lang)
-    kept = _words.get(key)
-    if kept is not None and kept[0] is design:
-        return kept[1]
-    described = {}
-    for category, benefit in plan_year.benefits.items():
-        code = CATEGORY_SERVICE_TYPE.get(category)
-        for tier, share in benefit.cost.items():
-            if code is not None:
-                described[(code, NETWORK[tier])] = share.describe(lang)
-    _words[key] = (design, described)
-    return described
+
+    def make() -> dict[tuple[str, str], str]:
+        described = {}
+        for category, benefit in plan_year.benefits.items():
+            code = CATEGORY_SERVICE_TYPE.get(category)
+            for tier, share in benefit.cost.items():
+                if code is not None:
+                    described[(code, NETWORK[tier])] = share.describe(lang)
+        return described
+
+    return kept_per_design(_words, design, (plan_year.year, lang), make)
 
 
 def _found(session: Session, facts: EligibilityFacts, ask: EligibilityAsk, lang: str) -> Found:

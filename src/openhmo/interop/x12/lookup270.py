@@ -11,6 +11,7 @@ no identifier was sent, 58 for a birth date that is not a date, ...).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
@@ -41,7 +42,7 @@ from openhmo.interop.x12.envelope import Problem
 from openhmo.interop.x12.inquiry270 import Inquiry, Level
 from openhmo.plans.cost_share import CostShare
 from openhmo.plans.design import CoverageTier, PlanDesign, PlanYear, TierName
-from openhmo.plans.store import design_of_plan
+from openhmo.plans.store import design_of_plan, kept_per_design
 
 # AAA03 for a problem in a patient's own segments, by (loop level, segment, element).
 _REJECT_CODES = {
@@ -166,18 +167,17 @@ def _limits(
     return out
 
 
-# (id of a design, plan year, period) -> (that design, its cost lines): the same for every
-# member of the plan year, so made once. The design is kept with them, so its id cannot
-# come to name another design.
-_lines: dict[tuple[int, int, str], tuple[PlanDesign, tuple[CostLine, ...]]] = {}
+# The cost lines of a plan year: the same for every member, so made once (kept_per_design).
+_lines: dict = {}
 
 
 def _lines_of(design: PlanDesign, plan_year: PlanYear, period: str) -> tuple[CostLine, ...]:
-    key = (id(design), plan_year.year, period)
-    kept = _lines.get(key)
-    if kept is None or kept[0] is not design:
-        kept = _lines[key] = (design, tuple(_cost_lines(design, plan_year, period)))
-    return kept[1]
+    return kept_per_design(
+        _lines,
+        design,
+        (plan_year.year, period),
+        lambda: tuple(_cost_lines(design, plan_year, period)),
+    )
 
 
 def _cost_lines(design: PlanDesign, plan_year: PlanYear, period: str) -> list[CostLine]:
@@ -315,10 +315,16 @@ def coverage_of(
         .joinedload(MemberCoverage.member),
     )
     eligibility = eligibility_of(session, member, day, spans)
+    return eligibility, *answering(eligibility, spans, day)
+
+
+def answering(eligibility: Eligibility, spans: Sequence, day: date) -> tuple:
+    """(span, coverage) that answer for `day`: the span of that day, else the last one
+    before it, else the first after it; its coverage unless the eligibility names one.
+    `spans` oldest first, as spans_of gives them (or interop.eligibility_read's)."""
     before = [s for s in spans if s.effective_date <= day]
     span = before[-1] if before else (spans[0] if spans else None)
-    coverage = eligibility.coverage or (span.coverage if span is not None else None)
-    return eligibility, span, coverage
+    return span, eligibility.coverage or (span.coverage if span is not None else None)
 
 
 def lookup(session: Session, inquiry: Inquiry, day: date) -> Outcome:
