@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from api_support import PASSWORD, client, fhir_eligibility, seed_world, serve, token
 from openhmo.access.models import ApiAccount
 from openhmo.access.scopes import Scope, ScopeError, allows, grant
+from openhmo.api import deps
 from openhmo.db import session_factory
 
 
@@ -137,6 +138,54 @@ def test_a_disabled_account_s_token_stops_working_at_once(api):
             s.commit()
         try:
             assert lee.get("/fhir/metadata").status_code == 401
+        finally:
+            with session_factory(engine)() as s:
+                s.execute(
+                    update(ApiAccount).where(ApiAccount.username == "lee").values(active=True)
+                )
+                s.commit()
+
+
+# Every route that checks its caller's account itself (api.deps.confirms_account): its
+# endpoint, path, and a request lee's token gets an answer to.
+CONFIRMING_ITSELF = {
+    "openhmo.api.fhir.eligibility.submit": (
+        "/fhir/CoverageEligibilityRequest/$submit",
+        lambda w: fhir_eligibility(w.lee),
+    ),
+}
+
+
+def test_routes_that_check_the_account_themselves_refuse_a_disabled_one(api):
+    base, world, engine = api
+    marked = {f"{f.__module__}.{f.__qualname__}" for f in deps.CONFIRMING_ITSELF}
+    assert marked == set(CONFIRMING_ITSELF)
+    checkouts = []
+
+    def count(*_):
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", count)
+    with client(base, "lee") as lee:
+        try:
+            for path, body in CONFIRMING_ITSELF.values():
+                checkouts.clear()
+                answer = lee.post(path, json=body(world))
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["outcome"] == "complete"
+                # The account is read in the route's own connection, not one of its own.
+                assert len(checkouts) == 1, path
+        finally:
+            event.remove(engine, "checkout", count)
+        with session_factory(engine)() as s:
+            s.execute(update(ApiAccount).where(ApiAccount.username == "lee").values(active=False))
+            s.commit()
+        try:
+            for path, body in CONFIRMING_ITSELF.values():
+                answer = lee.post(path, json=body(world))
+                assert answer.status_code == 401, path
+                assert answer.json()["issue"][0]["code"] == "login"
+                assert "disabled" in answer.json()["issue"][0]["diagnostics"]
         finally:
             with session_factory(engine)() as s:
                 s.execute(

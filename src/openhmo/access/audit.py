@@ -24,6 +24,10 @@ PURPOSES = {
 }
 
 
+# Built once, as it is used on every read of personal health data.
+_INSERT = insert(PhiAccess.__table__)
+
+
 def record_reads(
     session: Session,
     caller: Caller,
@@ -58,5 +62,7 @@ def record_reads(
             }
         )
     if rows:
-        session.execute(insert(PhiAccess.__table__), rows)
+        # A member added in this transaction must be written before the row naming them.
+        session.flush()
+        session.connection().execute(_INSERT, rows)
     return len(rows)

@@ -68,7 +68,29 @@ def issue(key: str, claims: TokenClaims) -> str:
     return jwt.encode(payload, key, algorithm=_ALGORITHM)
 
 
+# Tokens whose signature and claims were checked: a caller sends the same token with
+# every call until it expires, and PyJWT's checks cost more than the rest of a small
+# call's own work. Keyed by the key and the whole token, signature included, so only
+# the very token that was checked is found; its expiry is checked again at every read.
+_CHECKED_MAX = 4096
+_checked: dict[tuple[str, str], TokenClaims] = {}
+
+
 def read(key: str, token: str) -> TokenClaims:
+    """The claims of a token we signed with `key` that has not expired (else TokenError)."""
+    claims = _checked.get((key, token))
+    if claims is None:
+        claims = _check(key, token)
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
+        _checked[(key, token)] = claims
+    # As PyJWT's own check (no leeway): expired at the second `exp` names.
+    if claims.expires_at <= time.time():
+        raise TokenError("the access token has expired")
+    return claims
+
+
+def _check(key: str, token: str) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,

@@ -39,8 +39,10 @@ class Caller:
     member_id: int | None = None
     provider_id: int | None = None
     address: str = ""
-    # The app a member connected that calls with this token (access.apps), if any.
+    # The app a member connected that calls with this token (access.apps), if any, and
+    # the member's grant to it.
     app: str | None = None
+    grant_id: int | None = None
 
     @property
     def anonymous(self) -> bool:

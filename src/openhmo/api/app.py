@@ -100,6 +100,7 @@ def create_app(engine: Engine | None = None, *, key: str | None = None) -> FastA
     app.include_router(connected_apps.router)
     # A token that is sent is checked even where none is needed (RFC 6750 section 3.1).
     checked = [Depends(check_token)]
-    app.include_router(fhir_router.router, prefix="/fhir", dependencies=checked)
+    for area in fhir_router.AREAS:
+        app.include_router(area.router, prefix="/fhir", tags=["fhir"], dependencies=checked)
     app.include_router(staff_router.router, prefix="/staff", dependencies=checked)
     return app

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from openhmo.access.models import ApiAccount, OAuthGrant
 from openhmo.access.scopes import allows
@@ -64,7 +65,9 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _caller(request: Request) -> Caller:
+def _from_token(request: Request) -> Caller:
+    """The caller the request's bearer token names (anonymous without one), its signature
+    and expiry checked; its account not yet (see `confirm_account`)."""
     header = request.headers.get("authorization")
     address = client_address(request) or ""
     if not header:
@@ -86,26 +89,6 @@ def _caller(request: Request) -> Caller:
             code="login",
             headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
         ) from exc
-    # A disabled account's tokens stop working at once, not when they expire. Its own
-    # short connection: the route's transaction then begins with the route's first
-    # statement (on SQLite a writing route must take the write lock before it reads
-    # anything); no ORM session, as this one value is read on every call.
-    # An app's token (access.apps) also ends with the member's grant to the app.
-    active = select(ApiAccount.active).where(ApiAccount.id == claims.account_id)
-    if claims.grant_id is not None:
-        active = active.join(OAuthGrant, OAuthGrant.account_id == ApiAccount.id).where(
-            OAuthGrant.id == claims.grant_id, OAuthGrant.revoked_at.is_(None)
-        )
-    with request.app.state.single_reads.connect() as connection:
-        active = connection.scalar(active)
-    if not active:
-        raise ApiError(
-            401,
-            "the account of this token is disabled"
-            + (", or the app's authorization was revoked" if claims.grant_id else ""),
-            code="login",
-            headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
-        )
     return Caller(
         username=claims.username,
         role=claims.role,
@@ -115,13 +98,84 @@ def _caller(request: Request) -> Caller:
         provider_id=claims.provider_id,
         address=address,
         app=claims.client_id,
+        grant_id=claims.grant_id,
     )
+
+
+# Built once: building a statement and its cache key cost more than running it.
+_ACTIVE = select(ApiAccount.active).where(ApiAccount.id == bindparam("account_id"))
+_ACTIVE_GRANT = (
+    select(ApiAccount.active)
+    .join(OAuthGrant, OAuthGrant.account_id == ApiAccount.id)
+    .where(
+        ApiAccount.id == bindparam("account_id"),
+        OAuthGrant.id == bindparam("grant_id"),
+        OAuthGrant.revoked_at.is_(None),
+    )
+)
+
+
+def confirm_account(connection: Connection, caller: Caller) -> None:
+    """Refuse (401) a token whose account is disabled, or, for an app's token
+    (access.apps), whose grant the member revoked: such tokens stop working at once, not
+    when they expire."""
+    if caller.anonymous:
+        return
+    if caller.grant_id is None:
+        active = connection.scalar(_ACTIVE, {"account_id": caller.account_id})
+    else:
+        params = {"account_id": caller.account_id, "grant_id": caller.grant_id}
+        active = connection.scalar(_ACTIVE_GRANT, params)
+    if not active:
+        raise ApiError(
+            401,
+            "the account of this token is disabled"
+            + (", or the app's authorization was revoked" if caller.grant_id else ""),
+            code="login",
+            headers={"WWW-Authenticate": f'{_BEARER}, error="invalid_token"'},
+        )
+
+
+def _confirm_alone(single_reads: Engine, caller: Caller) -> None:
+    # Its own short connection: the route's transaction then begins with the route's
+    # first statement (on SQLite a writing route must take the write lock before it
+    # reads anything).
+    with single_reads.connect() as connection:
+        confirm_account(connection, caller)
+
+
+# The routes marked by `confirms_account`.
+CONFIRMING_ITSELF: set = set()
+
+
+def confirms_account(endpoint):
+    """Mark a route that calls `confirm_account` itself, first thing in the worker thread
+    and transaction it does all its database work in: its callers' accounts are then not
+    also checked in a thread and connection of their own (a thread hop, a pool checkout
+    and a round trip saved on every call). tests/test_api_auth.py sends a disabled
+    account's token to every route so marked."""
+    endpoint.confirms_account = True
+    CONFIRMING_ITSELF.add(endpoint)
+    return endpoint
+
+
+def _confirmed_by_route(request: Request) -> bool:
+    return getattr(request.scope.get("endpoint"), "confirms_account", False)
+
+
+# async: the token is read on the event loop; only the account's check, a read, goes to
+# a worker thread (and none for a route that confirms it in its own).
+async def _caller(request: Request) -> Caller:
+    caller = _from_token(request)
+    if not caller.anonymous and not _confirmed_by_route(request):
+        await run_in_threadpool(_confirm_alone, request.app.state.single_reads, caller)
+    return caller
 
 
 AnyCaller = Annotated[Caller, Depends(_caller)]
 
 
-def check_token(caller: AnyCaller) -> Caller:
+async def check_token(caller: AnyCaller) -> Caller:
     """The caller, anonymous or signed in with a good token (a bad one is a 401)."""
     return caller
 

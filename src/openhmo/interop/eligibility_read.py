@@ -281,7 +281,9 @@ def read_eligibility(session: Session, member_number: str, day: date) -> Eligibi
     """What an eligibility answer about the member with this number on `day` reads, or
     None when there is no such member."""
     facts = None
-    rows = session.execute(_STATEMENT, {"member_number": member_number, "day": day}).all()
+    # On the session's connection: a plain statement needs none of the ORM's handling.
+    params = {"member_number": member_number, "day": day}
+    rows = session.connection().execute(_STATEMENT, params).all()
     for row in rows:
         if row.tag == "member":
             member = MemberRef(row.a, row.b, row.s1, row.s2, row.s3, row.d1)

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openhmo.access.audit import record_reads
 from openhmo.access.visibility import Caller, may_see
-from openhmo.api.deps import require, write_transaction
+from openhmo.api.deps import confirm_account, confirms_account, require, write_transaction
 from openhmo.api.fhir.capabilities import Operation, ResourceSupport, declare
 from openhmo.api.fhir.inputs import Body, language, refuse
 from openhmo.api.fhir.responses import fhir_response
@@ -139,6 +139,7 @@ def _found(session: Session, facts: EligibilityFacts, ask: EligibilityAsk, lang:
     "/CoverageEligibilityRequest/$submit",
     summary="Ask whether a member is covered; answered with a CoverageEligibilityResponse",
 )
+@confirms_account
 async def submit(request: Request, caller: Asker, body: Body):
     lang = language(request)
     try:
@@ -158,6 +159,7 @@ def _answer(sessions: sessionmaker, caller: Caller, ask: EligibilityAsk, lang: s
     # A provider or a system must know the birth date, as in a 270; members and staff need not.
     birth_missing = caller.role in ("provider", "system") and ask.patient.birth_date is None
     with write_transaction(sessions) as session:
+        confirm_account(session.connection(), caller)
         facts = None if birth_missing else _match(session, caller, ask, today, day)
         found = _found(session, facts, ask, lang) if facts is not None else None
         response_id = uuid.uuid4().hex
