@@ -464,6 +464,15 @@ def test_near_pages_from_a_small_circle_are_the_pages_of_the_whole_circle(api, m
     assert "next" in {link["relation"] for link in capped["link"]}
     accurate = get(http, f"/fhir/PractitionerRole?location.near={near}&_count=2&_total=accurate")
     assert ids(accurate) == everyone[:2] and accurate["total"] == 8
+    # Past the cap only in the whole circle (the inner circles, under it, tell nothing):
+    # seven of the eight are within a quarter of the distance.
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 7)
+    assert "total" not in get(http, f"/fhir/PractitionerRole?location.near={near}&_count=2")
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 8)
+    assert get(http, f"/fhir/PractitionerRole?location.near={near}&_count=2")["total"] == 8
+    quarter = f"{BOSTON.lat}|{BOSTON.lon}|10|mi"
+    assert get(http, f"/fhir/PractitionerRole?location.near={quarter}")["total"] == 7
+    monkeypatch.setattr(directory_sql, "COUNT_CAP", 3)
     whole = get(http, f"/fhir/PractitionerRole?location.near={near}&_count=20")
     assert ids(whole) == everyone and whole["total"] == 8  # the page shows it
     assert "total" not in get(http, f"/fhir/PractitionerRole?location.near={near}&_count=0")

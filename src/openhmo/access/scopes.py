@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _SCOPE = re.compile(
     r"^(?P<context>patient|user|system)/(?P<resource>[A-Za-z]+|\*)"
@@ -105,6 +106,8 @@ def grant(requested: str | None, allowed: str) -> str:
     return " ".join(granted)
 
 
+# Asked on every call, with the few scope strings tokens carry.
+@lru_cache(maxsize=4096)
 def allows(scopes: str, resource: str, action: str) -> bool:
     """Whether a token's scopes allow `action` (read, search, write) on `resource`."""
     return any(s.allows(resource, action) for s in parse_all(scopes))
