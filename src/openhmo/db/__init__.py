@@ -68,12 +68,15 @@ def make_engine(
     if statement_timeout_ms is not None:
         options = f"-c statement_timeout={int(statement_timeout_ms)}"
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
-    # Up to 40 connections, 20 kept: the API's request threads (AnyIO's 40) each hold one
-    # at most. With SQLAlchemy's default (5 kept, 10 more) a busy server opened and closed
-    # a PostgreSQL connection (a new server process) for most requests, and requests
-    # queued for the 15.
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # 40 connections kept, for the API's request threads (AnyIO's 40, each holding one at
+    # most), and a few more for the real-time adjudicator's thread. With SQLAlchemy's
+    # default (5 kept, 10 more) a busy server opened and closed a PostgreSQL connection
+    # (a new server process) for most requests; with 20 kept and 20 more, a server that
+    # fell behind for a moment still opened and closed 40-100 connections in 15 s at
+    # 200 eligibility checks a second, each costing more than a check, so it fell
+    # further behind.
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 10)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
