@@ -19,7 +19,7 @@ from openhmo.adjudication.steps_coverage import (
     with_kind_key,
 )
 from openhmo.categories.classifier import classify
-from test_categories import CASES, SCHEMA
+from test_categories import CASES, SCHEMA, em
 
 
 def _lines() -> pl.DataFrame:
@@ -92,3 +92,41 @@ def test_threads_adding_the_same_kinds_at_once_leave_one_row_per_kind():
     assert len(answers) == 4
     for answer in answers:
         assert answer.equals(expected)
+
+
+def test_kinds_differing_only_in_diagnoses_no_rule_reads_are_classified_once():
+    # One E/M visit and one vaccine, with diagnoses the rules read (a well visit's as the
+    # principal, a pregnancy's or Z23 anywhere) and many they do not, written both ways.
+    lists = [
+        ["J06.9"],
+        ["j069"],
+        ["I10", "E11.9"],
+        ["E11.9", "I10", "J06.9"],
+        ["Z00.00"],
+        ["z0000", "I10"],
+        ["I10", "Z00.00"],
+        ["O09.90"],
+        ["I10", "O09.90"],
+        ["Z23"],
+        ["I10", "Z23"],
+        ["I10", "z23", "J06.9"],
+        [],
+    ]
+    lines = pl.DataFrame(
+        [em(code, "207Q00000X", diagnosis_codes=dx) for code in ("99213", "90686") for dx in lists],
+        schema=SCHEMA,
+    )
+    lines = with_kind_key(lines.select(KIND_FEATURES))
+    memory = _ClassifiedKinds()
+    got = _looked_up(memory, lines)
+    assert got.equals(_expected(lines))
+    n = len(lists)
+    categories = dict(zip(got["_k_diagnoses"][:n], got["category"][:n], strict=True))
+    # The rules' own distinctions are kept...
+    assert categories["Z00.00"] == "preventive" and categories["I10\x1fZ00.00"] != "preventive"
+    assert categories["O09.90"] == categories["I10\x1fO09.90"] == "maternity"
+    vaccines = dict(zip(got["_k_diagnoses"][n:], got["category"][n:], strict=True))
+    assert vaccines["I10\x1fz23\x1fJ06.9"] == vaccines["Z23"] != vaccines["J06.9"]
+    # ...and the lists no rule tells apart are one kind: 26 lines, 8 kinds kept (per
+    # code: nothing read, a Z00.00 principal, O09.90 anywhere, Z23 anywhere).
+    assert memory._known.height == 8

@@ -8,7 +8,7 @@ import polars as pl
 
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
-from openhmo.categories.classifier import classify
+from openhmo.categories.classifier import DIAGNOSES_READ, classify, diagnoses_read
 
 
 def eligibility(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
@@ -155,14 +155,21 @@ def with_kind_key(lines: pl.DataFrame) -> pl.DataFrame:
     return lines.with_columns(**_LIST_KEYS).with_columns(pl.col(KIND_KEY).cast(S))
 
 
-class _ClassifiedKinds:
-    """The kinds of line (what the category rules read) classified so far in this process.
+# What the category rules read of a kind: the kind, but of its diagnoses only those a
+# rule could match (categories.classifier.diagnoses_read).
+READ_KEY = [k for k in KIND_KEY if k != "_k_diagnoses"] + list(DIAGNOSES_READ)
 
-    A kind's category is a function of the kind alone, and classifying costs about 20 ms
-    a call whatever the number of kinds (the rule table is one large expression to plan),
-    a third of a real-time engine call on one family; a plan's lines are of a few
-    thousand kinds, so each is classified once and then looked up. Bounded: past LIMIT
-    kinds the memory starts again.
+
+class _ClassifiedKinds:
+    """The kinds of line classified so far in this process, by what the rules read of
+    them (READ_KEY).
+
+    A kind's category is a function of what the rules read of it alone, and classifying
+    costs about 20-30 ms a call whatever the number of kinds (the rule table is one large
+    expression to plan), a sixth of a real-time claim; so each is classified once and
+    then looked up. Kept by READ_KEY, not by the whole kind: nearly every claim's list of
+    diagnoses is its own, and a memory keyed by it found almost nothing in real time.
+    Bounded: past LIMIT kinds the memory starts again.
     """
 
     LIMIT = 200_000
@@ -172,24 +179,26 @@ class _ClassifiedKinds:
         self._lock = threading.Lock()
 
     def classified(self, kinds: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-        """Key columns, category and category_rule for (at least) every kind in `kinds`."""
+        """`key` (kinds unique by it), category and category_rule of every kind in `kinds`."""
+        read = diagnoses_read(kinds)
         known = self._known
-        new = kinds if known is None else kinds.join(known, on=key, how="anti", nulls_equal=True)
-        if known is not None and not new.height:
-            return known
-        with self._lock:
-            # Again from what is known now: another thread may have added or started again.
-            known = self._known
-            if known is not None and known.height < self.LIMIT:
-                new = kinds.join(known, on=key, how="anti", nulls_equal=True)
-            else:
-                known, new = None, kinds
-            found = classify(new).select(
-                *key, category="service_category", category_rule="category_rule"
-            )
-            known = found if known is None else pl.concat([known, found])
-            self._known = known
-        return known
+        new = read if known is None else read.join(known, on=READ_KEY, how="anti", nulls_equal=True)
+        if known is None or new.height:
+            with self._lock:
+                # Again from what is known now: another thread may have added or started again.
+                known = self._known
+                if known is not None and known.height < self.LIMIT:
+                    new = read.join(known, on=READ_KEY, how="anti", nulls_equal=True)
+                else:
+                    known, new = None, read
+                found = classify(new.unique(subset=READ_KEY, keep="first")).select(
+                    *READ_KEY, category="service_category", category_rule="category_rule"
+                )
+                known = found if known is None else pl.concat([known, found])
+                self._known = known
+        return read.join(
+            known, on=READ_KEY, how="left", maintain_order="left", nulls_equal=True
+        ).select(*key, "category", "category_rule")
 
 
 _KINDS = _ClassifiedKinds()

@@ -449,6 +449,49 @@ def _condition(column: str, values: tuple | frozenset) -> pl.Expr:
     return e.fill_null(False)
 
 
+# The text columns of `diagnoses_read`.
+DIAGNOSES_READ = ("_read_principal", "_read_diagnoses")
+_JOIN = "\x1f"  # joins codes into one text; no code contains it
+
+
+def diagnoses_read(lines: pl.DataFrame, rules: RuleTable | None = None) -> pl.DataFrame:
+    """`lines` with what the rules read of their `diagnosis_codes`, as the two text
+    columns DIAGNOSES_READ: the principal diagnosis, when a rule's principal_diagnosis
+    prefix could match it, and the diagnoses a rule's any_diagnosis prefix could match
+    (each once, sorted, joined), both normalised as `classify` normalises them.
+
+    Two lines that agree in these and in the rules' other columns get the same category:
+    a diagnosis no prefix matches changes no rule's answer. A claim's diagnoses are
+    nearly all of the second kind, so this is what lets classified kinds of line be kept
+    and found again (adjudication.steps_coverage): the whole list made nearly every
+    claim a kind of its own.
+    """
+    table = rules or load_rules()
+    principal_prefixes = sorted({p for rule in table.rules for p in rule.principal_diagnosis})
+    any_prefixes = sorted({p for rule in table.rules for p in rule.any_diagnosis})
+
+    def matched(e: pl.Expr, prefixes: list[str]) -> pl.Expr:
+        if not prefixes:
+            return pl.lit(False)
+        return pl.any_horizontal(e.str.starts_with(p) for p in prefixes)
+
+    dx = _per_element(
+        lines, "diagnosis_codes", lambda e: _upper(e).str.replace_all(".", "", literal=True)
+    )
+    principal = dx.list.first()
+    return lines.with_columns(
+        pl.when(matched(principal, principal_prefixes))
+        .then(principal)
+        .otherwise(None)
+        .alias(DIAGNOSES_READ[0]),
+        dx.list.eval(pl.element().filter(matched(pl.element(), any_prefixes)))
+        .list.unique()
+        .list.sort()
+        .list.join(_JOIN)
+        .alias(DIAGNOSES_READ[1]),
+    )
+
+
 def classify(lines: pl.DataFrame, rules: RuleTable | None = None) -> pl.DataFrame:
     """The input lines with `service_category` and `category_rule` (the rule_id) added."""
     table = rules or load_rules()
