@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import polars as pl
+import pytest
 
 from openhmo.adjudication.steps_coverage import (
     KIND_FEATURES,
@@ -46,11 +47,17 @@ def _looked_up(memory: _ClassifiedKinds, lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def test_kinds_looked_up_are_classified_as_the_classifier_does():
+# New kinds classified as a frame (0), and one by one (1,000).
+ONE_BY_ONE = pytest.mark.parametrize("one_by_one", [0, 1000])
+
+
+@ONE_BY_ONE
+def test_kinds_looked_up_are_classified_as_the_classifier_does(one_by_one):
     lines = _lines()
     assert lines.height > 40
     expected = _expected(lines)
     memory = _ClassifiedKinds()
+    memory.ONE_BY_ONE = one_by_one
     # In three calls: the second and third find some kinds known, some new.
     thirds = [lines[: lines.height // 3], lines[: 2 * lines.height // 3], lines]
     for part in thirds:
@@ -61,10 +68,12 @@ def test_kinds_looked_up_are_classified_as_the_classifier_does():
     assert got["category_rule"].to_list() == [rule for _, rule, _ in CASES]
 
 
-def test_memory_starts_again_at_its_limit_and_still_answers_every_kind():
+@ONE_BY_ONE
+def test_memory_starts_again_at_its_limit_and_still_answers_every_kind(one_by_one):
     lines = _lines()
     expected = _expected(lines)
     memory = _ClassifiedKinds()
+    memory.ONE_BY_ONE = one_by_one
     memory.LIMIT = 10
     for start in range(0, lines.height, 7):
         part = lines[start : start + 12]
@@ -73,10 +82,12 @@ def test_memory_starts_again_at_its_limit_and_still_answers_every_kind():
     assert memory.classified(_kinds(lines[-12:]), KIND_KEY).height <= 2 * 12
 
 
-def test_threads_adding_the_same_kinds_at_once_leave_one_row_per_kind():
+@ONE_BY_ONE
+def test_threads_adding_the_same_kinds_at_once_leave_one_row_per_kind(one_by_one):
     lines = _lines()
     expected = _expected(lines)
     memory = _ClassifiedKinds()
+    memory.ONE_BY_ONE = one_by_one
     start = threading.Barrier(4)
     answers: list[pl.DataFrame] = []
 
@@ -94,7 +105,8 @@ def test_threads_adding_the_same_kinds_at_once_leave_one_row_per_kind():
         assert answer.equals(expected)
 
 
-def test_kinds_differing_only_in_diagnoses_no_rule_reads_are_classified_once():
+@ONE_BY_ONE
+def test_kinds_differing_only_in_diagnoses_no_rule_reads_are_classified_once(one_by_one):
     # One E/M visit and one vaccine, with diagnoses the rules read (a well visit's as the
     # principal, a pregnancy's or Z23 anywhere) and many they do not, written both ways.
     lists = [
@@ -118,6 +130,7 @@ def test_kinds_differing_only_in_diagnoses_no_rule_reads_are_classified_once():
     )
     lines = with_kind_key(lines.select(KIND_FEATURES))
     memory = _ClassifiedKinds()
+    memory.ONE_BY_ONE = one_by_one
     got = _looked_up(memory, lines)
     assert got.equals(_expected(lines))
     n = len(lists)
