@@ -11,6 +11,7 @@ from openhmo.api.fhir import (
 )
 
 # Each area's router is mounted on the app itself, not on one router of them all: a
-# request is matched against every router it passes on the way, and on eligibility's
-# path the nesting cost 8% of a call (FastAPI checks each router's routes afresh).
+# request is matched against every router it passes on the way (FastAPI checks each
+# router's routes afresh), and matching an eligibility check took 8% of its server time
+# under one router of them all, 5% so.
 AREAS = (metadata, directory, patient_access, referrals, claims, eligibility, audit)
