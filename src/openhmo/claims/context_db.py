@@ -45,7 +45,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 from sqlalchemy import and_, select, true
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from openhmo.adjudication.context import SCHEMAS, Context, claim_lines, frame
 from openhmo.billing.models import GracePeriod
@@ -75,7 +75,7 @@ from openhmo.network.pricing import (
     allowed_amount,
 )
 from openhmo.plans.models import Plan
-from openhmo.plans.store import design_of
+from openhmo.plans.store import designs_by_key
 from openhmo.referrals.service import context_tables
 
 BILLING_CLASSES = ("professional", "institutional")
@@ -185,13 +185,6 @@ def _eligibility(session: Session, family_ids: list[int] | None) -> list[dict]:
         }
         for r in session.execute(query)
     ]
-
-
-def _designs(session: Session, plan_keys: Iterable[str] | None) -> dict:
-    plans = session.scalars(
-        select(Plan).where(_in(Plan.plan_key, plan_keys)).options(selectinload(Plan.years))
-    )
-    return {plan.plan_key: design_of(plan) for plan in plans if plan.years}
 
 
 def _providers(session: Session, npis: set[str] | None) -> list[dict]:
@@ -491,7 +484,7 @@ def build_context(
     if codes is None and qpa_codes is not None:
         qpa_for = {r.procedure_code for r in rates} | set(qpa_codes)
     return Context(
-        designs=_designs(session, plan_keys),
+        designs=designs_by_key(session, plan_keys),
         eligibility=frame(eligibility, SCHEMAS["eligibility"]),
         grace_periods=frame(grace, SCHEMAS["grace_periods"]),
         pcp=frame(pcp, SCHEMAS["pcp"]),
