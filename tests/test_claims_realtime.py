@@ -175,3 +175,26 @@ def test_a_caller_that_stops_waiting_still_has_its_claim_decided(world):
     with factory() as session:
         statuses = {c.claim_id: c.status for c in session.scalars(select(Claim))}
     assert statuses == dict.fromkeys(ids, "adjudicated")
+
+
+def test_a_run_reads_its_claims_lines_once(world, engine):
+    """The family's claim lines are read once a run, not again for its context."""
+    from sqlalchemy import event
+
+    from openhmo.claims.service import adjudicate_claims
+
+    ids = _stored(world, 6)
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM claim_line" in statement:
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with world.factory() as session, session.begin():
+            run = adjudicate_claims(session, ids[-1:], actor=CLAIMS_ACTOR)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(run.lines) >= 2  # the family's year, re-run
+    assert len(reads) == 1, reads

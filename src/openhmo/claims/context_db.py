@@ -363,6 +363,7 @@ def build_context(
     plan_years: Iterable[int] | None = None,
     *,
     claims: Sequence[Claim] | None = None,
+    rows: Sequence[tuple[Claim, ClaimLine]] | None = None,
     qpa_codes: Iterable[str] | None = None,
 ) -> Context:
     """The engine's context for the families (None: every family), from the database.
@@ -373,7 +374,8 @@ def build_context(
     (see the module's text); without it everything is read and referral usage starts
     at zero (the whole history is being re-run). `qpa_codes`, without `claims`: the
     codes to give QPAs for (the codes of the claims a batch run will decide: a
-    percent-of-Medicare schedule lists no codes of its own).
+    percent-of-Medicare schedule lists no codes of its own). `rows`: the claims' lines
+    (claim_line_rows) when the caller has read them already.
     """
     families = None if family_ids is None else sorted(set(family_ids))
     years = None if plan_years is None else sorted(set(plan_years))
@@ -415,9 +417,8 @@ def build_context(
 
     npis: set[str] | None = None
     codes: set[str] | None = None
-    rows: list[tuple[Claim, ClaimLine]] = []
     if claims is not None:
-        rows = claim_line_rows(session, claims)
+        rows = claim_line_rows(session, claims) if rows is None else rows
         npis = {c.billing_npi for c in claims}
         npis |= {n for c, line in rows for n in (line.rendering_npi, c.rendering_npi) if n}
         npis |= {r["npi"] for r in pcp}

@@ -517,7 +517,7 @@ def _run(session: Session, triggers: list[Claim], *, actor: str) -> FamilyRun:
     families = sorted(years_of)
     all_years = sorted(set().union(*years_of.values())) if years_of else []
     rows = claim_line_rows(session, claims)
-    context = build_context(session, families, all_years, claims=claims)
+    context = build_context(session, families, all_years, claims=claims, rows=rows)
     result = adjudicate(claim_lines(line_row(c, line) for c, line in rows), context)
     trigger_of = {c.family_id: c for c in firsts.values() if c.family_id is not None}
     trigger_ids = {t.id for t in triggers}
