@@ -45,7 +45,7 @@ from openhmo.interop.x12.lookup270 import answering, benefits_from
 from openhmo.network.models import Provider
 from openhmo.plans.design import PlanDesign
 from openhmo.plans.models import Plan, PlanYear
-from openhmo.plans.store import cached_design, design_of_plan
+from openhmo.plans.store import design_with
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ class EligibilityFacts:
 
     def design(self, session: Session, plan_id: int) -> PlanDesign:
         """The plan's design: the validated one of these digests, else read (a cache miss)."""
-        design = cached_design([digest for _, digest in sorted(self.digests.get(plan_id, []))])
-        return design if design is not None else design_of_plan(session, plan_id)
+        digests = [digest for _, digest in sorted(self.digests.get(plan_id, []))]
+        return design_with(session, plan_id, digests)
 
     def benefits(self, design: PlanDesign, coverage: CoverageRef) -> Benefits:
         """interop.x12.lookup270.benefits_of, from what was read."""

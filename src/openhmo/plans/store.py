@@ -162,24 +162,28 @@ def designs_by_key(session: Session, plan_keys: Iterable[str] | None) -> dict[st
     digests: dict[tuple[str, int], list[str]] = {}
     for plan_key, plan_id, digest in session.execute(query):
         digests.setdefault((plan_key, plan_id), []).append(digest)
-    out = {}
-    for (plan_key, plan_id), found in digests.items():
-        design = cached_design(found)
-        if design is None:
-            design = design_of(session.get(Plan, plan_id))
-        out[plan_key] = design
-    return out
+    return {
+        plan_key: design_with(session, plan_id, found)
+        for (plan_key, plan_id), found in digests.items()
+    }
 
 
-def design_of_plan(session: Session, plan_id: int) -> PlanDesign:
-    """`design_of` the plan with this id, in one small query when its design is cached."""
-    design = cached_design(_digests(session, plan_id))
+def design_with(session: Session, plan_id: int, digests: Sequence[str]) -> PlanDesign:
+    """`design_of` the plan with this id whose years have these digests (in `Plan.years`
+    order, read beside other things): the validated design if there is one, else the
+    plan read and validated."""
+    design = cached_design(digests)
     if design is not None:
         return design
     plan = session.get(Plan, plan_id)
     if plan is None:
         raise UnknownPlan(f"no plan with id {plan_id}")
     return design_of(plan)
+
+
+def design_of_plan(session: Session, plan_id: int) -> PlanDesign:
+    """`design_of` the plan with this id, in one small query when its design is cached."""
+    return design_with(session, plan_id, _digests(session, plan_id))
 
 
 def plan_year_on(plan: Plan, day: date) -> PlanYear | None:
