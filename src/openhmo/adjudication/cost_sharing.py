@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from openhmo.adjudication import accumulate, plan_tables
+from openhmo.adjudication import plan_tables, share_pass
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import I64, OPEN, S, money_text, trace
+from openhmo.plans.cost_share import CopayUnit
+from openhmo.plans.design import TierName
 
 PAY_COLUMNS = [
     "_row",
@@ -35,101 +37,25 @@ PAY_COLUMNS = [
 
 def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = w.with_columns(paying=OPEN)
-    allowed = pl.col("allowed_cents")
-    # Copay units: visit (first line of claim, date, category), stay (first of claim,
-    # category), day (days up to the max per claim and category), else every line.
-    # Only the columns cost sharing reads, of the paying lines (w is in adjudication order).
-    pay = (
-        w.select(PAY_COLUMNS)
-        .filter(pl.col("paying"))
-        .with_columns(_days=(pl.col("units_milli") + 999) // 1000)
+    # Only the columns cost sharing reads, of the paying lines (w is in adjudication
+    # order, and a filter keeps it): the plan's limits and the starting totals joined
+    # on, then one pass (share_pass) does the arithmetic line after line.
+    pay = w.select(PAY_COLUMNS).filter(pl.col("paying"))
+    tiers = tables["tiers"].rename({"tier": "cost_share_tier"})
+    pay = pay.join(
+        tiers, on=["plan_key", "plan_year", "cost_share_tier"], how="left", maintain_order="left"
+    )
+    drug = (
+        pl.col("category").is_in([c.value for c in plan_tables.DRUG_CATEGORIES])
+        & pl.col("drug_ded_ind").is_not_null()
     )
     pay = pay.with_columns(
-        # The visit's (stay's) copay is owed by its first line whose cost share charges a
-        # copay by the visit (stay).
-        _first_visit=pl.col("_order")
-        == _first_with_copay("visit", ["_claim", "service_date", "category"]),
-        _first_stay=pl.col("_order") == _first_with_copay("stay", ["_claim", "category"]),
+        pool=_pool(tables),
+        ded_kind_col=pl.when(drug).then(pl.lit("drug_deductible")).otherwise(pl.lit("deductible")),
     )
-    # Days already charged on the claim in the category, for the lines charged by the day
-    # (an inpatient stay's few): the window runs over those lines only.
-    days = pay.filter(pl.col("copay_unit") == "day").select(
-        "_row",
-        _days_before=pl.col("_days").cum_sum().over(["_claim", "category"]) - pl.col("_days"),
-    )
-    pay = pay.join(days, on="_row", how="left", maintain_order="left")
-    copay_units = (
-        pl.when(pl.col("copay").is_null())
-        .then(0)
-        .when(pl.col("copay_unit") == "visit")
-        .then(pl.col("_first_visit").cast(I64))
-        .when(pl.col("copay_unit") == "stay")
-        .then(pl.col("_first_stay").cast(I64))
-        .when(pl.col("copay_unit") == "day")
-        .then(
-            pl.when(pl.col("copay_max_units").is_null())
-            .then(pl.col("_days"))
-            .otherwise(
-                pl.min_horizontal(
-                    pl.col("_days"),
-                    pl.max_horizontal(0, pl.col("copay_max_units") - pl.col("_days_before")),
-                )
-            )
-        )
-        .otherwise(1)
-    )
-    pay = pay.with_columns(_copay_amount=pl.col("copay").fill_null(0) * copay_units)
-    rule = pl.col("deductible_rule")
-    copay_first = rule.is_in(["no_deductible", "with_deductible"])
-    preventive_free = (
-        pl.col("category").is_in(["preventive", "screening_mammography"])
-        & pl.col("cost_share_tier").is_in(["in_network", "all_providers"])
-        & pl.col("no_charge")
-    )
-    pay = pay.with_columns(
-        _before=pl.when(copay_first & ~preventive_free)
-        .then(pl.min_horizontal(pl.col("_copay_amount"), allowed))
-        .otherwise(0)
-    )
-    pay = pay.with_columns(
-        _subject=pl.when(rule.is_in(["after_deductible", "with_deductible"]) & ~preventive_free)
-        .then(allowed - pl.col("_before"))
-        .otherwise(0)
-    )
-    pay = _deductible(pay, context, tables)
-    rest = allowed - pl.col("_before") - pl.col("_ded")
-    after_copay = (
-        pl.when((rule == "after_deductible") & ~preventive_free)
-        .then(pl.min_horizontal(pl.col("_copay_amount"), rest))
-        .otherwise(0)
-    )
-    pay = pay.with_columns(_after=after_copay)
-    rest = rest - pl.col("_after")
-    coins = (
-        pl.when(pl.col("coins_milli").is_not_null() & ~preventive_free)
-        .then((rest * pl.col("coins_milli") + 50_000) // 100_000)
-        .otherwise(0)
-    )
-    pay = pay.with_columns(_coins=coins)
-    pay = pay.with_columns(
-        _share=pl.col("_before") + pl.col("_ded") + pl.col("_after") + pl.col("_coins")
-    )
-    pay = _out_of_pocket(pay, context, tables)
-    # The cap's cut comes off coinsurance, then the copay, then the deductible.
-    cut = pl.col("_share") - pl.col("_oop_take")
-    pay = pay.with_columns(_cut=cut)
-    pay = pay.with_columns(coinsurance_cents=pl.col("_coins") - pl.min_horizontal("_cut", "_coins"))
-    pay = pay.with_columns(_cut=pl.col("_cut") - (pl.col("_coins") - pl.col("coinsurance_cents")))
-    copay_total = pl.col("_before") + pl.col("_after")
-    pay = pay.with_columns(copay_cents=copay_total - pl.min_horizontal(pl.col("_cut"), copay_total))
-    pay = pay.with_columns(_cut=pl.col("_cut") - (copay_total - pl.col("copay_cents")))
-    pay = pay.with_columns(deductible_cents=pl.col("_ded") - pl.col("_cut"))
-    pay = pay.with_columns(
-        member_share_cents=pl.col("deductible_cents")
-        + pl.col("copay_cents")
-        + pl.col("coinsurance_cents"),
-        status=pl.lit("paid", S),
-    )
+    plans = {key: number for number, key in enumerate(sorted(context.designs))}
+    shares = share_pass.share(_pass_columns(pay, drug, plans) | _starts(context, plans))
+    pay = pay.with_columns(pl.Series(name, values) for name, values in shares.items())
     keep = [
         "_row",
         "deductible_cents",
@@ -170,12 +96,6 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
 
 
-def _first_with_copay(unit: str, keys: list[str]) -> pl.Expr:
-    """The order of the first line among `keys` whose copay is charged by `unit`."""
-    charged = pl.col("copay").is_not_null() & (pl.col("copay_unit") == unit)
-    return pl.when(charged).then(pl.col("_order")).min().over(keys)
-
-
 def _pool(tables) -> pl.Expr:
     cross = pl.col("accumulation") == "cross"
     return (
@@ -185,9 +105,8 @@ def _pool(tables) -> pl.Expr:
     )
 
 
-def _limits(
-    pay: pl.DataFrame, tables, kind_ind: str, kind_fam: str, kind_kind: str | None
-) -> tuple[pl.Expr, pl.Expr]:
+def _limits(kind_ind: str, kind_fam: str, kind_kind: str | None) -> tuple[pl.Expr, pl.Expr]:
+    """A line's individual and family limit of one kind (a null limit is no limit)."""
     self_only = pl.col("coverage_tier") == "self_only"
     aggregate = pl.col(kind_kind) == "aggregate" if kind_kind else pl.lit(False)
     ind = pl.when(self_only | ~aggregate).then(pl.col(kind_ind)).otherwise(None)
@@ -195,89 +114,90 @@ def _limits(
     return ind, fam
 
 
-def _starts(pay: pl.DataFrame, context: Context, kind: pl.Expr) -> pl.DataFrame:
-    acc = context.accumulators
-    members = (
-        acc.filter(pl.col("member_id").is_not_null())
-        .group_by("member_id", "plan_key", "plan_year", "pool", "kind")
-        .agg(_m_start=pl.col("amount_cents").sum())
-    )
-    families = (
-        acc.filter(pl.col("member_id").is_null())
-        .group_by("family_id", "plan_key", "plan_year", "pool", "kind")
-        .agg(_f_start=pl.col("amount_cents").sum())
-    )
-    pay = pay.with_columns(kind=kind)
-    pay = pay.join(
-        members,
-        on=["member_id", "plan_key", "plan_year", "pool", "kind"],
-        how="left",
-        maintain_order="left",
-    )
-    pay = pay.join(
-        families,
-        on=["family_id", "plan_key", "plan_year", "pool", "kind"],
-        how="left",
-        maintain_order="left",
-    )
-    return pay.with_columns(pl.col("_m_start").fill_null(0), pl.col("_f_start").fill_null(0))
+# Pools and kinds of accumulator as the pass's group numbers.
+_POOLS = {tier.value: code for code, tier in enumerate(TierName)} | {"combined": len(TierName)}
+_UNITS = {
+    CopayUnit.VISIT.value: share_pass.PER_VISIT,
+    CopayUnit.STAY.value: share_pass.PER_STAY,
+    CopayUnit.DAY.value: share_pass.PER_DAY,
+}
 
 
-def _apply_limits(pay: pl.DataFrame, amount: str, out: str) -> pl.DataFrame:
-    group = ["family_id", "plan_key", "plan_year", "pool", "kind"]
-    args = dict(
-        amount=amount,
-        member_group=[*group, "member_id"],
-        family_group=group,
-        ind_limit="_ind",
-        fam_limit="_fam",
-        member_start="_m_start",
-        family_start="_f_start",
-        out=out,
-    )
-    # A line of no amount takes nothing and moves no running total (accumulate's
-    # identity), so only the others are accumulated: for a deductible, a small share of
-    # the lines. (pay is in adjudication order, and a filter keeps it.)
-    moving = pl.col(amount).is_null() | (pl.col(amount) != 0)
-    columns = [amount, *group, "member_id", "_ind", "_fam", "_m_start", "_f_start", "_row"]
-    lines = pay.select(columns).filter(moving)
-    plain = lines.filter(pl.col("pool") != "combined")
-    crossed = lines.filter(pl.col("pool") == "combined")
-    taken = [accumulate.take(plain, **args)]
-    if crossed.height:
-        taken.append(accumulate.sequential(crossed, **args))
-    taken = pl.concat([t.select("_row", out) for t in taken], how="vertical")
-    pay = pay.join(taken, on="_row", how="left", maintain_order="left")
-    return pay.with_columns(pl.when(moving).then(pl.col(out)).otherwise(0).alias(out))
+def _group(plans: dict[str, int]) -> pl.Expr:
+    """A line's accumulator groups within its family, as share_pass numbers them: the
+    plan, plan year and pool as one number (times 4, plus the kind, in the pass)."""
+    plan = pl.col("plan_key").replace_strict(plans, default=None, return_dtype=I64)
+    year = pl.col("plan_year").fill_null(65535)
+    pool = pl.col("pool").replace_strict(_POOLS, default=None, return_dtype=I64)
+    return (plan * 65536 + year) * 16 + pool
 
 
-def _deductible(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    tiers = tables["tiers"].rename({"tier": "cost_share_tier"})
-    pay = pay.join(
-        tiers, on=["plan_key", "plan_year", "cost_share_tier"], how="left", maintain_order="left"
+def _starts(context: Context, plans: dict[str, int]) -> dict:
+    """The accumulators at the run's start, as the pass looks them up: members' and
+    families' totals by (member or family, group), sorted."""
+    acc = (
+        context.accumulators.with_columns(
+            group=_group(plans) * 4 + pl.col("kind").replace_strict(share_pass.KINDS, default=None)
+        )
+        .filter(pl.col("group").is_not_null())
+        .with_columns(id=pl.coalesce("member_id", "family_id"))
+        .group_by(pl.col("member_id").is_null().alias("family"), "id", "group")
+        .agg(amount=pl.col("amount_cents").sum())
+        .sort("family", "id", "group")
     )
-    pay = pay.with_columns(pool=_pool(tables))
-    drug = (
-        pl.col("category").is_in([c.value for c in plan_tables.DRUG_CATEGORIES])
-        & pl.col("drug_ded_ind").is_not_null()
-    )
-    pay = pay.with_columns(
-        ded_kind_col=pl.when(drug).then(pl.lit("drug_deductible")).otherwise(pl.lit("deductible"))
-    )
-    pay = _starts(pay, context, pl.col("ded_kind_col"))
-    ind_m, fam_m = _limits(pay, tables, "ded_ind", "ded_fam", "ded_kind")
-    ind_d, fam_d = _limits(pay, tables, "drug_ded_ind", "drug_ded_fam", "drug_ded_kind")
-    pay = pay.with_columns(
-        _ind=pl.when(drug).then(ind_d).otherwise(ind_m),
-        _fam=pl.when(drug).then(fam_d).otherwise(fam_m),
-    )
-    pay = _apply_limits(pay, "_subject", "_ded")
-    return pay.drop("_m_start", "_f_start", "_ind", "_fam", "kind")
+    starts = {}
+    for level, family in (("member", False), ("family", True)):
+        rows = acc.filter(pl.col("family") == family)
+        for column in ("id", "group", "amount"):
+            starts[f"{level}_start_{column}"] = rows.get_column(column).cast(I64).to_numpy()
+    return starts
 
 
-def _out_of_pocket(pay: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    pay = _starts(pay, context, pl.lit("out_of_pocket", S))
-    ind, fam = _limits(pay, tables, "oop_ind", "oop_fam", None)
-    pay = pay.with_columns(_ind=ind, _fam=fam)
-    pay = _apply_limits(pay, "_share", "_oop_take")
-    return pay.drop("_m_start", "_f_start", "_ind", "_fam", "kind")
+def _pass_columns(pay: pl.DataFrame, drug: pl.Expr, plans: dict[str, int]) -> dict:
+    """The columns share_pass reads, as int64 and bool arrays (nulls as NONE)."""
+    none = share_pass.NONE
+    rule = pl.col("deductible_rule")
+    # Preventive care and screening mammography in the network at no charge are free of
+    # every cost share, whatever else the benefit's text says.
+    preventive_free = (
+        pl.col("category").is_in(["preventive", "screening_mammography"])
+        & pl.col("cost_share_tier").is_in(["in_network", "all_providers"])
+        & pl.col("no_charge")
+    )
+    charged = ~preventive_free
+    ded_ind_m, ded_fam_m = _limits("ded_ind", "ded_fam", "ded_kind")
+    ded_ind_d, ded_fam_d = _limits("drug_ded_ind", "drug_ded_fam", "drug_ded_kind")
+    oop_ind, oop_fam = _limits("oop_ind", "oop_fam", None)
+    frame = pay.select(
+        family=pl.col("family_id"),
+        member=pl.col("member_id"),
+        claim=pl.col("_claim").cast(I64),
+        service_date=pl.col("service_date").cast(pl.Int32).cast(I64),
+        category=pl.col("category").cast(pl.Categorical).to_physical().cast(I64),
+        allowed=pl.col("allowed_cents"),
+        copay=pl.col("copay").fill_null(none),
+        copay_unit=pl.col("copay_unit").replace_strict(
+            _UNITS, default=share_pass.PER_LINE, return_dtype=I64
+        ),
+        copay_max_units=pl.col("copay_max_units").fill_null(none),
+        days=(pl.col("units_milli") + 999) // 1000,
+        # (A condition that is null, as when(...) reads it, does not hold.)
+        copay_first=(rule.is_in(["no_deductible", "with_deductible"]) & charged).fill_null(False),
+        deductible_applies=(
+            rule.is_in(["after_deductible", "with_deductible"]) & charged
+        ).fill_null(False),
+        copay_after=((rule == "after_deductible") & charged).fill_null(False),
+        coins_milli=pl.when((pl.col("coins_milli").is_not_null() & charged).fill_null(False))
+        .then(pl.col("coins_milli"))
+        .otherwise(none),
+        group=_group(plans),
+        drug=drug.fill_null(False),
+        ded_ind=pl.when(drug).then(ded_ind_d).otherwise(ded_ind_m).fill_null(none),
+        ded_fam=pl.when(drug).then(ded_fam_d).otherwise(ded_fam_m).fill_null(none),
+        oop_ind=oop_ind.fill_null(none),
+        oop_fam=oop_fam.fill_null(none),
+    )
+    missing = [name for name, count in frame.null_count().row(0, named=True).items() if count]
+    if missing:
+        raise ValueError(f"cost sharing: paying lines without {', '.join(missing)}")
+    return {name: frame.get_column(name).to_numpy() for name in frame.columns}
