@@ -355,7 +355,8 @@ def accumulators(w: pl.DataFrame, context: Context) -> pl.DataFrame:
                 amount_cents=pl.col("_amount"),
             )
         )
-    taken = pl.concat(parts)
+    # Lines that took nothing change no total (and a total of 0 is dropped below).
+    taken = pl.concat(parts).filter(pl.col("amount_cents") != 0)
     members = taken.group_by("family_id", "member_id", "plan_key", "plan_year", "pool", "kind").agg(
         pl.col("amount_cents").sum()
     )
