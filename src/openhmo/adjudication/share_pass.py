@@ -17,6 +17,8 @@ takes what its member's individual limit and its family's limit both still let t
 
 from __future__ import annotations
 
+import inspect
+
 import numba
 import numpy as np
 
@@ -254,3 +256,20 @@ def share(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs[name] = values
     _pass(**inputs, out=out)
     return dict(zip(OUTPUTS, out, strict=True))
+
+
+# The pass's inputs by kind (the accumulators at the start are int64 arrays too).
+FLAGS = ("copay_first", "deductible_applies", "copay_after", "drug")
+
+
+def ready() -> None:
+    """Compile the pass (or load it from Numba's cache) now, with the argument types the
+    engine passes, rather than on the first claim's time."""
+    names = [p for p in inspect.signature(_pass.py_func).parameters if p != "out"]
+    columns = {
+        name: np.zeros(1, np.bool_ if name in FLAGS else np.int64)
+        for name in names
+        if "_start_" not in name
+    }
+    starts = {name: np.zeros(0, np.int64) for name in names if "_start_" in name}
+    share(columns | starts)

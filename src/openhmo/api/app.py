@@ -28,8 +28,9 @@ STATEMENT_TIMEOUT_MS = 15_000
 def warm(sessions: sessionmaker) -> int:
     """Load, before the first caller, what the first calls would otherwise load on their
     time: the ZIP code table (plan designs' service areas), the message catalogue, every
-    stored plan's validated design and the eligibility check's statement. Returns the
-    number of plans warmed."""
+    stored plan's validated design, the eligibility check's statement and the compiled
+    pass of cost sharing. Returns the number of plans warmed."""
+    from openhmo.adjudication import share_pass
     from openhmo.i18n import catalogue
     from openhmo.interop.eligibility_read import read_eligibility
     from openhmo.plans.models import Plan
@@ -39,6 +40,7 @@ def warm(sessions: sessionmaker) -> int:
     zip_table()
     counties()
     catalogue()
+    share_pass.ready()
     with sessions() as session:
         # Every plan's years in one more query, not one per plan.
         plans = session.scalars(select(Plan).options(selectinload(Plan.years))).all()
