@@ -227,6 +227,28 @@ def test_copay_units_by_visit_stay_and_day():
     assert small["copay_cents"].tolist() == [1_500]
 
 
+def test_a_claim_across_families_owes_its_stay_once():
+    # A claim whose lines name members of two families (the reference model and the
+    # engine before the pass keep copay units per claim, whatever the family): the
+    # stay's copay once, the visit's once per date, the days up to the claim's maximum.
+    got = share_pass.share(
+        columns(
+            6,
+            family=[1, 1, 1, 2, 2, 2],
+            claim=[9, 8, 7, 9, 8, 7],
+            service_date=[0, 0, 0, 0, 3, 5],
+            category=4,
+            copay_unit=[PER_STAY, PER_VISIT, PER_DAY, PER_STAY, PER_VISIT, PER_DAY],
+            days=3,
+            copay_max_units=4,
+            allowed=90_000,
+            copay=1_000,
+            copay_first=True,
+        )
+    )
+    assert got["copay_cents"].tolist() == [1_000, 1_000, 3_000, 0, 1_000, 1_000]
+
+
 def test_families_keep_their_own_totals():
     # Two families, the same member number and group: the second starts afresh.
     got = share_pass.share(

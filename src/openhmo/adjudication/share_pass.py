@@ -92,68 +92,55 @@ def _pass(
     slot_total = np.empty((2, 2, n), np.int64)
     slot_count = np.zeros((2, 2), np.int64)
     slot_base = np.zeros((2, 2), np.int64)
-    # Stays already charged, and days charged so far, per claim and category, in the
-    # family (few: only the lines charged by the stay or the day).
-    stay_claim = np.empty(n, np.int64)
-    stay_category = np.empty(n, np.int64)
-    stay_count, stay_base = 0, 0
-    day_claim = np.empty(n, np.int64)
-    day_category = np.empty(n, np.int64)
-    day_total = np.empty(n, np.int64)
-    day_count, day_base = 0, 0
-    # Visits (claim, category) already charged on the current date of service.
-    visit_claim = np.empty(n, np.int64)
-    visit_category = np.empty(n, np.int64)
-    visit_count, visit_base = 0, 0
+    # What each claim's copay units have charged so far, as a short list per claim (a
+    # claim has few lines): visits (date, category) and stays (category) charged, days
+    # (category) charged and how many. Kept per claim, not per family, since a claim's
+    # lines may name members of different families; `claim` numbers claims densely.
+    heads = np.full(claim.max() + 1 if n else 0, -1, np.int64)
+    node_next = np.empty(n, np.int64)
+    node_unit = np.empty(n, np.int64)
+    node_date = np.empty(n, np.int64)
+    node_category = np.empty(n, np.int64)
+    node_days = np.empty(n, np.int64)
+    nodes = 0
     for i in range(n):
         if i > 0 and family[i] != family[i - 1]:
             if family[i] < family[i - 1]:
                 raise ValueError("cost sharing needs the lines in adjudication order")
-            stay_base, day_base, visit_base = stay_count, day_count, visit_count
             slot_base[:, :] = slot_count
-        elif i > 0 and service_date[i] != service_date[i - 1]:
-            visit_base = visit_count
         # Copay units: the visit's (stay's) first line charged by the visit (stay) owes
         # it; a day-charged line owes its days up to the maximum per claim and category.
         units = 0
         if copay[i] != NONE:
             unit = copay_unit[i]
-            if unit == PER_VISIT:
+            if unit == PER_LINE:
                 units = 1
-                for s in range(visit_base, visit_count):
-                    if visit_claim[s] == claim[i] and visit_category[s] == category[i]:
-                        units = 0
-                        break
-                if units:
-                    visit_claim[visit_count] = claim[i]
-                    visit_category[visit_count] = category[i]
-                    visit_count += 1
-            elif unit == PER_STAY:
-                units = 1
-                for s in range(stay_base, stay_count):
-                    if stay_claim[s] == claim[i] and stay_category[s] == category[i]:
-                        units = 0
-                        break
-                if units:
-                    stay_claim[stay_count] = claim[i]
-                    stay_category[stay_count] = category[i]
-                    stay_count += 1
-            elif unit == PER_DAY:
-                slot = -1
-                for s in range(day_base, day_count):
-                    if day_claim[s] == claim[i] and day_category[s] == category[i]:
-                        slot = s
-                        break
-                if slot < 0:
-                    slot = day_count
-                    day_claim[slot], day_category[slot], day_total[slot] = claim[i], category[i], 0
-                    day_count += 1
-                units = days[i]
-                if copay_max_units[i] != NONE:
-                    units = min(units, max(0, copay_max_units[i] - day_total[slot]))
-                day_total[slot] += days[i]
             else:
-                units = 1
+                found = -1
+                node = heads[claim[i]]
+                while node >= 0:
+                    if (
+                        node_unit[node] == unit
+                        and node_category[node] == category[i]
+                        and (unit != PER_VISIT or node_date[node] == service_date[i])
+                    ):
+                        found = node
+                        break
+                    node = node_next[node]
+                if found < 0:
+                    found = nodes
+                    node_unit[found], node_category[found] = unit, category[i]
+                    node_date[found], node_days[found] = service_date[i], 0
+                    node_next[found] = heads[claim[i]]
+                    heads[claim[i]] = found
+                    nodes += 1
+                    units = 1
+                if unit == PER_DAY:
+                    before = node_days[found]
+                    units = days[i]
+                    if copay_max_units[i] != NONE:
+                        units = min(units, max(0, copay_max_units[i] - before))
+                    node_days[found] = before + days[i]
         copay_amount = (copay[i] if copay[i] != NONE else 0) * units
         a = allowed[i]
         before_ded = min(copay_amount, a) if copay_first[i] else 0
