@@ -12,7 +12,6 @@ from openhmo.plans.design import TierName
 
 PAY_COLUMNS = [
     "_row",
-    "_order",
     "_claim",
     "paying",
     "service_date",
@@ -56,19 +55,7 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     plans = {key: number for number, key in enumerate(sorted(context.designs))}
     shares = share_pass.share(_pass_columns(pay, drug, plans) | _starts(context, plans))
     pay = pay.with_columns(pl.Series(name, values) for name, values in shares.items())
-    keep = [
-        "_row",
-        "deductible_cents",
-        "copay_cents",
-        "coinsurance_cents",
-        "member_share_cents",
-        "_ded",
-        "_share",
-        "pool",
-        "ded_kind_col",
-        "_oop_take",
-        "tier_clause",
-    ]
+    keep = ["_row", *share_pass.OUTPUTS, "pool", "ded_kind_col", "tier_clause"]
     w = w.join(pay.select(keep), on="_row", how="left", maintain_order="left")
     for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
         w = w.with_columns(pl.col(c).fill_null(0))
@@ -171,6 +158,7 @@ def _pass_columns(pay: pl.DataFrame, drug: pl.Expr, plans: dict[str, int]) -> di
     frame = pay.select(
         family=pl.col("family_id"),
         member=pl.col("member_id"),
+        # Claims numbered densely (engine._prepare): the pass indexes by them.
         claim=pl.col("_claim").cast(I64),
         service_date=pl.col("service_date").cast(pl.Int32).cast(I64),
         category=pl.col("category").cast(pl.Categorical).to_physical().cast(I64),
