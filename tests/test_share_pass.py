@@ -21,26 +21,6 @@ from hypothesis import strategies as st
 from openhmo.adjudication import share_pass
 from openhmo.adjudication.share_pass import NONE, PER_DAY, PER_LINE, PER_STAY, PER_VISIT
 
-INT_COLUMNS = [
-    "family",
-    "member",
-    "claim",
-    "service_date",
-    "category",
-    "allowed",
-    "copay",
-    "copay_unit",
-    "copay_max_units",
-    "days",
-    "coins_milli",
-    "group",
-    "ded_ind",
-    "ded_fam",
-    "oop_ind",
-    "oop_fam",
-]
-BOOL_COLUMNS = ("copay_first", "deductible_applies", "copay_after", "drug")
-
 
 def columns(n: int, **given_values) -> dict[str, np.ndarray]:
     """n lines of one family, member 1, claim 1, day 0, nothing charged, no limits."""
@@ -58,12 +38,14 @@ def columns(n: int, **given_values) -> dict[str, np.ndarray]:
         days=1,
     )
     out = {}
-    for name in INT_COLUMNS:
-        value = given_values.pop(name, defaults.get(name, 0))
-        out[name] = np.broadcast_to(np.asarray(value, np.int64), (n,)).copy()
-    for name in BOOL_COLUMNS:
-        value = given_values.pop(name, False)
-        out[name] = np.broadcast_to(np.asarray(value, np.bool_), (n,)).copy()
+    for name in share_pass.INPUTS:
+        if name in share_pass.STARTS:
+            continue
+        if name in share_pass.FLAGS:
+            value, dtype = given_values.pop(name, False), np.bool_
+        else:
+            value, dtype = given_values.pop(name, defaults.get(name, 0)), np.int64
+        out[name] = np.broadcast_to(np.asarray(value, dtype), (n,)).copy()
     starts = given_values.pop("starts", {})
     for level in ("member", "family"):
         rows = sorted(starts.get(level, {}).items())

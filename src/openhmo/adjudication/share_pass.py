@@ -245,18 +245,18 @@ def share(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return dict(zip(OUTPUTS, out, strict=True))
 
 
-# The pass's inputs by kind (the accumulators at the start are int64 arrays too).
+# The pass's inputs: a column per line (bool for FLAGS, else int64), and STARTS, the
+# accumulators at the start (int64 arrays of their own length).
+INPUTS = tuple(p for p in inspect.signature(_pass.py_func).parameters if p != "out")
 FLAGS = ("copay_first", "deductible_applies", "copay_after", "drug")
+STARTS = tuple(name for name in INPUTS if "_start_" in name)
 
 
 def ready() -> None:
     """Compile the pass (or load it from Numba's cache) now, with the argument types the
     engine passes, rather than on the first claim's time."""
-    names = [p for p in inspect.signature(_pass.py_func).parameters if p != "out"]
     columns = {
-        name: np.zeros(1, np.bool_ if name in FLAGS else np.int64)
-        for name in names
-        if "_start_" not in name
+        name: np.zeros(0 if name in STARTS else 1, np.bool_ if name in FLAGS else np.int64)
+        for name in INPUTS
     }
-    starts = {name: np.zeros(0, np.int64) for name in names if "_start_" in name}
-    share(columns | starts)
+    share(columns)
