@@ -1,10 +1,18 @@
 """NPI check digits: the Luhn formula over 80840 + the first nine digits (CMS)."""
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openhmo.network.npi import InvalidNpi, is_valid_npi, make_npi, npi_check_digit, validate_npi
+from openhmo.network.npi import (
+    InvalidNpi,
+    is_valid_npi,
+    make_npi,
+    npi_check_digit,
+    valid_npi,
+    validate_npi,
+)
 
 
 def test_the_cms_example_npi_is_valid():
@@ -23,6 +31,7 @@ def test_the_cms_example_npi_is_valid():
         ("123456789", "NPI 123456789 has 9 digits, expected 10"),
         ("12345678933", "NPI 12345678933 has 11 digits, expected 10"),
         ("12345678A3", "NPI '12345678A3' has characters that are not digits"),
+        ("\u00b2234567893", "NPI '\u00b2234567893' has characters that are not digits"),
         ("", "NPI is empty"),
     ],
 )
@@ -60,3 +69,20 @@ def test_any_single_mistyped_digit_is_caught(first9, position, delta):
     npi = make_npi(first9)
     wrong = npi[:position] + str((int(npi[position]) + delta) % 10) + npi[position + 1 :]
     assert not is_valid_npi(wrong)
+
+
+_NPI_LIKE = st.one_of(
+    st.integers(min_value=0, max_value=999_999_999).map(make_npi),
+    st.text(alphabet="0123456789", min_size=8, max_size=12),
+    st.text(alphabet=" 0123456789A\u00b2\u0661\t", max_size=12),
+    st.none(),
+)
+
+
+@given(st.lists(_NPI_LIKE, max_size=40))
+def test_the_column_check_decides_as_the_one_by_one_check(npis):
+    # The engine checks a partition's NPIs as a column (valid_npi); intake, the
+    # directory and the 834 use validate_npi. Both must say the same of every text.
+    column = pl.DataFrame({"npi": npis}, schema={"npi": pl.String})
+    got = column.select(valid_npi(pl.col("npi"))).to_series().to_list()
+    assert got == [None if n is None else is_valid_npi(n) for n in npis]

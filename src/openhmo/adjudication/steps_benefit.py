@@ -124,7 +124,7 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
 
     keys = [
         "price_code",
-        "_mods",
+        "modifiers",
         "units_milli",
         "place_of_service",
         "claim_type",
@@ -187,7 +187,7 @@ def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         (r["procedure_code"], r["modifier"] or "", r["billing_class"] or ""): r["amount_cents"]
         for r in context.qpa.iter_rows(named=True)
     }
-    keys = ["price_code", "_mods", "claim_type", "units_milli"]
+    keys = ["price_code", "modifiers", "claim_type", "units_milli"]
     rows = []
     for row in (
         w.select(*keys, "emergency_out_of_network")
@@ -197,7 +197,7 @@ def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         .iter_rows(named=True)
     ):
         found = None
-        for modifier in (*(m for m in (row["_mods"] or "").split(",") if m), ""):
+        for modifier in (*(m for m in row["modifiers"] or () if m), ""):
             for klass in (row["claim_type"] or "", ""):
                 found = (
                     found if found is not None else table.get((row["price_code"], modifier, klass))
@@ -241,7 +241,7 @@ def _snapshots(context: Context) -> dict[str, FeeScheduleSnapshot]:
 def _price(row: dict, schedules: dict[str, FeeScheduleSnapshot]) -> dict:
     if row["price_code"] is None or row["units_milli"] is None or row["units_milli"] <= 0:
         return {"price": None, "price_detail": "no procedure code or units to price"}
-    modifiers = tuple(m for m in (row["_mods"] or "").split(",") if m)
+    modifiers = tuple(m for m in row["modifiers"] or () if m)
     line = ServiceLine(
         procedure_code=row["price_code"],
         modifiers=modifiers,

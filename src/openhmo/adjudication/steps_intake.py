@@ -6,8 +6,20 @@ import polars as pl
 
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import OPEN, S, settle
-from openhmo.network.npi import is_valid_npi
+from openhmo.network.npi import valid_npi
 from openhmo.reference.icd10 import billable_codes
+
+# A line repeats an earlier claim's line when all of these are equal (modifiers as the
+# list given, in order; docs/adjudication.md §3, step 1).
+DUPLICATE_KEY = [
+    "member_number",
+    "rendering",
+    "service_date",
+    "procedure_code",
+    "modifiers",
+    "units_milli",
+    "charge_cents",
+]
 
 
 def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
@@ -85,8 +97,8 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     w = settle(
         w, missing, step="intake", carc="16", rarc="MA130", clause="intake: required field missing"
     )
-    npis = pl.concat([w["billing_npi"], w["rendering"]]).drop_nulls().unique()
-    bad_npis = [n for n in npis.to_list() if not is_valid_npi(n)]
+    npis = pl.concat([w["billing_npi"], w["rendering"]]).drop_nulls().unique().to_frame("npi")
+    bad_npis = npis.filter(~valid_npi(pl.col("npi"))).to_series().implode()
     w = settle(
         w,
         pl.col("billing_npi").is_in(bad_npis) | pl.col("rendering").is_in(bad_npis),
@@ -111,32 +123,29 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         clause="intake: ICD-10-CM principal diagnosis",
     )
     # Duplicates: the first claim (in order) to carry a line wins; other claims are OA-18.
-    key = [
-        "member_number",
-        "rendering",
-        "service_date",
-        "procedure_code",
-        "_mods",
-        "units_milli",
-        "charge_cents",
-    ]
-    w = w.with_columns(_mods=pl.col("modifiers").list.join(","))
-    # (w is in adjudication order: the first row of a key is the first line to carry it.)
-    first = (
-        w.select(*key, "claim_id", "_decision")
-        .filter(OPEN)
-        .group_by(key, maintain_order=True)
-        .agg(_first_claim=pl.col("claim_id").first())
-    )
-    w = w.join(first, on=key, how="left", nulls_equal=True, maintain_order="left")
-    w = settle(
-        w,
-        pl.col("_first_claim").is_not_null() & (pl.col("_first_claim") != pl.col("claim_id")),
-        step="intake",
-        group="OA",
-        carc="18",
-        clause=pl.lit("duplicate of claim ", S) + pl.col("_first_claim"),
-    )
+    # (w is in adjudication order: the first open line of a service is the first to carry
+    # it.) Only the few lines that repeat an earlier one are looked up: grouping and
+    # joining every line back by the seven keys took a tenth of a partition's engine.
+    service = pl.struct(DUPLICATE_KEY)
+    lines = w.select(*DUPLICATE_KEY, "_row", "claim_id", "_decision").filter(OPEN)
+    lines = lines.with_columns(_first=service.is_first_distinct())
+    again = lines.filter(~pl.col("_first"))
+    if again.height:
+        firsts = lines.filter(pl.col("_first")).select(*DUPLICATE_KEY, _first_claim="claim_id")
+        duplicates = (
+            again.join(firsts, on=DUPLICATE_KEY, how="inner", nulls_equal=True)
+            .filter(pl.col("_first_claim") != pl.col("claim_id"))
+            .select("_row", "_first_claim")
+        )
+        w = w.join(duplicates, on="_row", how="left", maintain_order="left")
+        w = settle(
+            w,
+            pl.col("_first_claim").is_not_null(),
+            step="intake",
+            group="OA",
+            carc="18",
+            clause=pl.lit("duplicate of claim ", S) + pl.col("_first_claim"),
+        )
     late = (pl.col("received_date") - pl.col("service_date")).dt.total_days()
     return settle(
         w,

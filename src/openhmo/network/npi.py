@@ -8,6 +8,8 @@ carrying one must be refused with the reason.
 
 from __future__ import annotations
 
+import polars as pl
+
 # The prefix 80840 adds a constant 24 to the Luhn sum, so it need not be spelled out.
 _PREFIX_SUM = 24
 
@@ -43,7 +45,8 @@ def validate_npi(npi: str | int) -> str:
     text = str(npi).strip()
     if not text:
         raise InvalidNpi("NPI is empty")
-    if not text.isdigit():
+    # (ASCII digits only: str.isdigit also takes superscripts, which int() refuses.)
+    if not (text.isascii() and text.isdigit()):
         raise InvalidNpi(f"NPI {text!r} has characters that are not digits")
     if len(text) != 10:
         raise InvalidNpi(f"NPI {text} has {len(text)} digits, expected 10")
@@ -59,6 +62,23 @@ def is_valid_npi(npi: str | int) -> bool:
     except InvalidNpi:
         return False
     return True
+
+
+def valid_npi(npi: pl.Expr) -> pl.Expr:
+    """Whether each text of `npi` is a valid NPI, as `is_valid_npi` decides, for a whole
+    column at once (null stays null): the adjudication engine checks every NPI of a
+    partition, tens of thousands, where a Python call each took 18 ms."""
+    text = npi.str.strip_chars()
+    digits = [text.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(10)]
+    # Counting from the check digit's left neighbour, every other digit is doubled.
+    doubled = [(2 * d) - pl.when(2 * d > 9).then(9).otherwise(0) for d in digits[8::-2]]
+    total = pl.sum_horizontal(*doubled, *digits[7::-2]) + _PREFIX_SUM
+    expected = (10 - total % 10) % 10
+    return (
+        pl.when(npi.is_null())
+        .then(None)
+        .otherwise(text.str.contains(r"^[0-9]{10}$") & (digits[9] == expected))
+    )
 
 
 def make_npi(first9: str | int) -> str:

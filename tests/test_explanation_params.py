@@ -1,0 +1,45 @@
+"""The explanation's parameters are JSON objects, put together as text (outputs.json_object).
+
+The engine writes them without a JSON library per line (each value is encoded once per
+distinct value, then the object is put together as text), so these tests read what it
+writes with the json module: any text, including quotes, backslashes, control
+characters and non-ASCII, any integer, and null must come back as they went in.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from openhmo.adjudication.outputs import _json, _money, json_object
+from openhmo.money import format_money
+
+_TEXT = st.one_of(st.none(), st.text(max_size=12))
+_NUMBER = st.one_of(st.none(), st.integers(min_value=-(2**62), max_value=2**62))
+
+
+@given(
+    st.lists(st.tuples(_TEXT, _NUMBER, _TEXT), max_size=30),
+    st.text(min_size=1, max_size=8),
+)
+def test_the_objects_read_back_as_the_values_went_in(rows, name):
+    frame = pl.DataFrame(rows, schema={"a": pl.String, "n": pl.Int64, "b": pl.String}, orient="row")
+    # Key names are written as given; two of them would collide with `name` otherwise.
+    fields = {name: _json(pl.col("a")), f"{name}#n": _json(pl.col("n")), "b": _json(pl.col("b"))}
+    texts = frame.select(json_object(fields)).to_series().to_list()
+    assert [json.loads(t) for t in texts] == [{name: a, f"{name}#n": n, "b": b} for a, n, b in rows]
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(min_value=-(10**12), max_value=10**12))))
+def test_money_is_the_formatted_amount_and_none_is_zero(amounts):
+    frame = pl.DataFrame({"cents": amounts}, schema={"cents": pl.Int64})
+    texts = frame.select(json_object({"amount": _money("cents")})).to_series().to_list()
+    assert [json.loads(t)["amount"] for t in texts] == [format_money(c or 0) for c in amounts]
+
+
+def test_an_object_without_fields_is_empty_on_every_line():
+    frame = pl.DataFrame({"x": [1, 2, 3]})
+    assert frame.select("x", p=json_object({}))["p"].to_list() == ["{}"] * 3
