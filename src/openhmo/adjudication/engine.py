@@ -81,18 +81,26 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     # or de-duplicated as a whole (each of those copies every column).
     lines = claims.with_row_index("_row")
     keys = lines.select("_row", "member_number", "service_date")
-    # The span covering the service date; otherwise the member's first span.
-    elig = context.eligibility
-    spans = (
-        keys.join(elig, on="member_number", how="inner")
+    # The span covering the service date (the earliest, if spans overlap); a line without
+    # one gets the member's first span's fields below. The join keeps the lines' order
+    # and, within a line, the spans' (by start), so a line's first row is its span: no
+    # sort or de-duplication over the lines.
+    elig = context.eligibility.sort("member_number", "start", maintain_order=True)
+    covering = (
+        keys.join(
+            elig.select("member_number", "start", "end", "plan_key").with_row_index("_span"),
+            on="member_number",
+            how="inner",
+            maintain_order="left_right",
+        )
         .filter(
             (pl.col("start") <= pl.col("service_date"))
             & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
         )
-        .sort("_row", "start")
-        .unique("_row", keep="first")
-        .select(
-            "_row",
+        .filter(_first_of_line())
+    )
+    spans = covering.select("_row").hstack(
+        elig.select(
             "member_id",
             "family_id",
             "coverage_id",
@@ -104,42 +112,40 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             "sex",
             "birth_date",
             "name",
-        )
+        )[covering["_span"]]
     )
-    members = (
-        elig.sort("start")
-        .group_by("member_number", maintain_order=True)
-        .agg(
-            m_member_id=pl.col("member_id").first(),
-            m_family_id=pl.col("family_id").first(),
-            first_start=pl.col("start").min(),
-            m_name=pl.col("name").first(),
-            m_sex=pl.col("sex").first(),
-            m_birth_date=pl.col("birth_date").first(),
-            last_end=pl.col("end").max(),
-            any_open=pl.col("end").is_null().any(),
-        )
+    members = elig.group_by("member_number", maintain_order=True).agg(
+        m_member_id=pl.col("member_id").first(),
+        m_family_id=pl.col("family_id").first(),
+        first_start=pl.col("start").min(),
+        m_name=pl.col("name").first(),
+        m_sex=pl.col("sex").first(),
+        m_birth_date=pl.col("birth_date").first(),
+        last_end=pl.col("end").max(),
+        any_open=pl.col("end").is_null().any(),
     )
     # The plan year of the design containing the service date. Plan-year columns are
     # null for a date outside every plan year; the design's own (network, rules) stay.
+    plan_years = tables["plan_years"]
     year_cols = ["plan_year", "py_index", "py_starts", "py_ends", "accumulation"]
-    years = (
-        spans.select("_row", "plan_key")
-        .join(keys.select("_row", "service_date"), on="_row")
-        .join(tables["plan_years"], on="plan_key")
-        .with_columns(
-            in_year=(pl.col("py_starts") <= pl.col("service_date"))
+    in_year = (
+        covering.select("_row", "plan_key", "service_date")
+        .join(
+            plan_years.select("plan_key", *year_cols),
+            on="plan_key",
+            how="inner",
+            maintain_order="left_right",
+        )
+        .filter(
+            (pl.col("py_starts") <= pl.col("service_date"))
             & (pl.col("py_ends") >= pl.col("service_date"))
         )
-        .sort("_row", pl.col("in_year").fill_null(False), descending=[False, True])
-        .unique("_row", keep="first")
-        .with_columns(
-            [
-                pl.when(pl.col("in_year").fill_null(False)).then(pl.col(c)).otherwise(None).alias(c)
-                for c in year_cols
-            ]
-        )
-        .drop("plan_key", "service_date")
+        .filter(_first_of_line())
+        .select("_row", *year_cols)
+    )
+    design = plan_years.unique("plan_key", keep="first", maintain_order=True).drop(year_cols)
+    spans = spans.join(design, on="plan_key", how="left", maintain_order="left").join(
+        in_year, on="_row", how="left", maintain_order="left"
     )
     # Adjudication order: family, date of service, receipt, claim, line.
     order = (
@@ -185,10 +191,8 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             _claim=pl.col("claim_id").cast(pl.Categorical).to_physical(),
         )
     )
-    w = (
-        w.join(spans, on="_row", how="left", maintain_order="left")
-        .join(members, on="member_number", how="left", maintain_order="left")
-        .join(years, on="_row", how="left", maintain_order="left")
+    w = w.join(spans, on="_row", how="left", maintain_order="left").join(
+        members, on="member_number", how="left", maintain_order="left"
     )
     w = w.with_columns(
         covered=pl.col("member_id").is_not_null(),
@@ -212,3 +216,8 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         how="left",
         maintain_order="left",
     )
+
+
+def _first_of_line() -> pl.Expr:
+    """The first row of each line in a frame grouped by line (`_row`)."""
+    return pl.col("_row") != pl.col("_row").shift(1).fill_null(-1)
