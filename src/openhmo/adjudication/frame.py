@@ -87,18 +87,29 @@ def settle(
         )
     )
     constant = tuple(None if isinstance(v, pl.Expr) else v for v in fields.values())
-    number = pl.lit(_decision_id(constant), pl.Int32)
+    number = _decision_id(constant)
     # Most rules settle no line of most partitions: then nothing is written (the
     # condition is evaluated once, and the decision and clause columns not at all).
     hits = w.select(hit.alias("_hit")).to_series()
     if not hits.any():
         return w
-    columns = [pl.when(hits).then(number).otherwise(pl.col("_decision")).alias("_decision")]
-    for name, value in fields.items():
-        if isinstance(value, pl.Expr):
-            column = f"_x_{name}"
-            before = pl.col(column) if column in w.columns else pl.lit(None, S)
-            columns.append(pl.when(hits).then(value.cast(S)).otherwise(before).alias(column))
+    # A rule settles a few lines: their decision is put in place, and the parts that
+    # differ line by line are made for those lines alone (an expression over every line,
+    # kept only where it hit, cost most of a settle).
+    at = hits.arg_true()
+    columns = [w.get_column("_decision").scatter(at, number)]
+    made = {f"_x_{name}": v.cast(S) for name, v in fields.items() if isinstance(v, pl.Expr)}
+    if made:
+        roots = {r for v in made.values() for r in v.meta.root_names()} or {"_decision"}
+        # (with_columns, not select: a constant is made once for every line that hit.)
+        lines = w.select(sorted(roots)).filter(hits).with_columns(**made)
+        for column in made:
+            before = (
+                w.get_column(column)
+                if column in w.columns
+                else pl.Series(column, [None], S).extend_constant(None, w.height - 1)
+            )
+            columns.append(before.scatter(at, lines.get_column(column)))
     return w.with_columns(columns)
 
 

@@ -160,7 +160,7 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     detail = pl.when(by_staff).then(
         pl.lit("priced by staff review: ", S) + pl.col("override_reason").fill_null("")
     )
-    w = w.with_columns(_price=price, _price_detail=detail.otherwise(computed_detail))
+    w = w.with_columns(_price=price)
     w = pend(
         w,
         pl.col("_price").is_null(),
@@ -174,7 +174,8 @@ def pricing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .then(pl.min_horizontal("charge_cents", "_price"))
         .otherwise(pl.lit(0, I64))
     )
-    return trace(w, "pricing", pl.col("_price_detail"), when=OPEN)
+    # (The detail, text for every line, is made only where the trace is kept.)
+    return trace(w, "pricing", detail.otherwise(computed_detail), when=OPEN)
 
 
 def _with_qpa(w: pl.DataFrame, context: Context) -> pl.DataFrame:
