@@ -124,13 +124,17 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     # Duplicates: the first claim (in order) to carry a line wins; other claims are OA-18.
     # (w is in adjudication order: the first open line of a service is the first to carry
-    # it.) Only the few lines that repeat an earlier one are looked up: grouping and
-    # joining every line back by the seven keys took a tenth of a partition's engine.
+    # it.) Only lines whose service hashes like an earlier line's can repeat one: those
+    # few are compared in full. Grouping and joining every line back by the seven keys
+    # took a tenth of a partition's engine.
     service = pl.struct(DUPLICATE_KEY)
     lines = w.select(*DUPLICATE_KEY, "_row", "claim_id", "_decision").filter(OPEN)
-    lines = lines.with_columns(_first=service.is_first_distinct())
-    again = lines.filter(~pl.col("_first"))
-    if again.height:
+    hashes = lines.select(service.hash()).to_series()
+    repeated = hashes.filter(~hashes.is_first_distinct())
+    if repeated.len():
+        lines = lines.filter(hashes.is_in(repeated.implode()))
+        lines = lines.with_columns(_first=service.is_first_distinct())
+        again = lines.filter(~pl.col("_first"))
         firsts = lines.filter(pl.col("_first")).select(*DUPLICATE_KEY, _first_claim="claim_id")
         duplicates = (
             again.join(firsts, on=DUPLICATE_KEY, how="inner", nulls_equal=True)
