@@ -14,6 +14,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
+from openhmo.adjudication import outputs
 from openhmo.adjudication.outputs import _json, _money, json_object
 from openhmo.money import format_money
 
@@ -29,14 +30,28 @@ def test_the_objects_read_back_as_the_values_went_in(rows, name):
     frame = pl.DataFrame(rows, schema={"a": pl.String, "n": pl.Int64, "b": pl.String}, orient="row")
     # Key names are written as given; two of them would collide with `name` otherwise.
     fields = {name: _json(pl.col("a")), f"{name}#n": _json(pl.col("n")), "b": _json(pl.col("b"))}
-    texts = frame.select(json_object(fields)).to_series().to_list()
-    assert [json.loads(t) for t in texts] == [{name: a, f"{name}#n": n, "b": b} for a, n, b in rows]
+    expected = [{name: a, f"{name}#n": n, "b": b} for a, n, b in rows]
+    assert [json.loads(t) for t in _both_ways(frame, fields)] == expected
+
+
+def _both_ways(frame: pl.DataFrame, fields: dict) -> list[str]:
+    """The objects as a batch makes them (once per distinct value) and as a real-time
+    call does (value by value); they must be the same text."""
+    made = []
+    for one_by_one in (0, 10**6):
+        saved, outputs._ONE_BY_ONE = outputs._ONE_BY_ONE, one_by_one
+        try:
+            made.append(frame.select(json_object(fields)).to_series().to_list())
+        finally:
+            outputs._ONE_BY_ONE = saved
+    assert made[0] == made[1]
+    return made[0]
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(min_value=-(10**12), max_value=10**12))))
 def test_money_is_the_formatted_amount_and_none_is_zero(amounts):
     frame = pl.DataFrame({"cents": amounts}, schema={"cents": pl.Int64})
-    texts = frame.select(json_object({"amount": _money("cents")})).to_series().to_list()
+    texts = _both_ways(frame, {"amount": _money("cents")})
     assert [json.loads(t)["amount"] for t in texts] == [format_money(c or 0) for c in amounts]
 
 

@@ -127,7 +127,7 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         made = pl.concat(parts)
         params = params.scatter(made["_at"], made["params"])
     return w.with_columns(
-        explanation_id=lines["_explain"].replace_strict(_MESSAGE, default=None, return_dtype=S),
+        explanation_id=lines["_explain"].replace_strict(*_MESSAGE_SERIES, default=None),
         explanation_params=params,
     )
 
@@ -144,17 +144,28 @@ def json_object(fields: dict[str, pl.Expr]) -> pl.Expr:
     return pl.concat_str([*parts, pl.lit("}", S)])
 
 
+_ONE_BY_ONE = 512
+
+
 def _json(expr: pl.Expr, value=None) -> pl.Expr:
     """The values of `expr` (turned by `value`, if given) as JSON text, null as null:
     json.dumps once per distinct value, as a batch has millions of lines but few
     distinct values."""
 
+    def text(v) -> str:
+        return (
+            "null"
+            if v is None
+            else json.dumps(v if value is None else value(v), ensure_ascii=False)
+        )
+
     def encode(values: pl.Series) -> pl.Series:
+        # (A real-time call's few lines are encoded one by one: the distinct values'
+        # mapping costs more than it saves there.)
+        if values.len() <= _ONE_BY_ONE:
+            return pl.Series([text(v) for v in values.to_list()], dtype=S)
         distinct = values.drop_nulls().unique()
-        texts = [
-            json.dumps(v if value is None else value(v), ensure_ascii=False)
-            for v in distinct.to_list()
-        ]
+        texts = [text(v) for v in distinct.to_list()]
         return values.replace_strict(distinct, texts, default=None, return_dtype=S).fill_null(
             "null"
         )
@@ -249,6 +260,7 @@ _MESSAGE = {
     "by_review": "explain.denied.by_review",
     **_BY_CARC,
 }
+_MESSAGE_SERIES = (pl.Series(list(_MESSAGE), dtype=S), pl.Series(list(_MESSAGE.values()), dtype=S))
 # The parameters of each kind of explanation, each as JSON text (keys in sorted order, as
 # JSON has them).
 _PARAMS = {
