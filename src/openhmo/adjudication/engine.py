@@ -180,10 +180,6 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             rendering=pl.coalesce("rendering_npi", "billing_npi"),
             units_milli=(pl.col("units").cast(pl.Decimal(18, 3)) * 1000).cast(I64),
             received_date=pl.col("received_at").dt.date(),
-            principal_dx=pl.col("diagnosis_codes")
-            .list.first()
-            .str.replace_all(".", "", literal=True)
-            .str.to_uppercase(),
             modifiers=pl.col("modifiers").fill_null([]),
             diagnosis_codes=pl.col("diagnosis_codes").fill_null([]),
             emergency=pl.col("emergency").fill_null(False),

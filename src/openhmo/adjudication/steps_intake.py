@@ -7,7 +7,7 @@ import polars as pl
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.frame import OPEN, S, settle
 from openhmo.network.npi import is_valid_npi, valid_npi
-from openhmo.reference.icd10 import billable_codes
+from openhmo.reference.icd10 import is_billable
 
 # Up to this many distinct NPIs are checked one by one (is_valid_npi), more as a column.
 FEW_NPIS = 64
@@ -117,14 +117,14 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     )
     # is_billable, once per distinct code (a partition repeats a few thousand codes; a
     # claim has one or two): is_in against all 74,000 billable codes built their hash set
-    # at every call, 7 ms of a real-time claim's engine call. principal_dx is already
-    # without dots, in upper case (engine._prepare); an empty code is in no list.
-    codes = w.get_column("principal_dx").drop_nulls().unique().to_list()
-    billable = billable_codes()
-    unbillable = pl.Series([c for c in codes if c.strip() not in billable], dtype=S)
+    # at every call, 7 ms of a real-time claim's engine call. The codes are normalised
+    # (no dots, upper case) once per distinct code too, not line by line.
+    principal = pl.col("diagnosis_codes").list.first()
+    codes = w.select(principal).to_series().drop_nulls().unique().to_list()
+    unbillable = pl.Series([c for c in codes if not is_billable(c)], dtype=S)
     w = settle(
         w,
-        pl.col("principal_dx").is_null() | pl.col("principal_dx").is_in(unbillable.implode()),
+        principal.is_null() | principal.is_in(unbillable.implode()),
         step="intake",
         carc="16",
         rarc="M76",
