@@ -771,15 +771,15 @@ def test_engine_row_order_does_not_matter(world: World, seed: int):
 def test_engine_decides_alike_on_few_lines_and_on_many(world: World):
     """Where the engine takes a shortcut for a real-time call's few values (NPIs checked
     one by one, explanation values encoded one by one), a batch's way gives the same."""
-    from openhmo.adjudication import outputs, steps_intake
+    from openhmo.adjudication import json_text, steps_intake
 
     adjudicate = engine_adjudicate()
     few = adjudicate(world.claims, world.context)
-    saved = steps_intake.FEW_NPIS, outputs._ONE_BY_ONE
-    steps_intake.FEW_NPIS, outputs._ONE_BY_ONE = 0, 0
+    saved = steps_intake.FEW_NPIS, json_text.ONE_BY_ONE
+    steps_intake.FEW_NPIS, json_text.ONE_BY_ONE = 0, 0
     try:
         many = adjudicate(world.claims, world.context)
     finally:
-        steps_intake.FEW_NPIS, outputs._ONE_BY_ONE = saved
+        steps_intake.FEW_NPIS, json_text.ONE_BY_ONE = saved
     for table in ("decisions", "accumulators", "visit_usage", "referral_usage"):
         assert getattr(few, table).equals(getattr(many, table)), table

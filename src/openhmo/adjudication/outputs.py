@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
 
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS, LINE_DECISIONS, TRACE_STEP
 from openhmo.adjudication.frame import I64, S, trace_columns
-from openhmo.money import format_money
+from openhmo.adjudication.json_text import Field, json_object, money
 
 # The meaning of the RARCs a CO-16 denial carries (X12 RARC list), for the explanation.
 RARC_MEANING = {
@@ -85,7 +83,7 @@ def adjustments() -> pl.Expr:
 def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
     """The member's explanation of each line: a catalogue message id and its parameters."""
     status, carc = pl.col("status"), pl.col("carc")
-    service = _json(pl.col("category").fill_null("other"), lambda c: f"category.{c}")
+    service = Field(pl.col("category").fill_null("other"), lambda c: f"category.{c}")
     preventive = (
         pl.col("category").is_in(["preventive", "screening_mammography"])
         & pl.col("cost_share_tier").is_in(["in_network", "all_providers"])
@@ -130,47 +128,6 @@ def explain(w: pl.DataFrame, context: Context) -> pl.DataFrame:
         explanation_id=lines["_explain"].replace_strict(*_MESSAGE_SERIES, default=None),
         explanation_params=params,
     )
-
-
-def json_object(fields: dict[str, pl.Expr]) -> pl.Expr:
-    """A JSON object as text, one per row, of `fields`: name -> its value as JSON text
-    (`_json`). Put together as text: Polars' struct.json_encode took 28 ms on a
-    partition's 220,000 paid lines, a third of the explanations."""
-    if not fields:
-        return pl.lit("{}", S)
-    parts: list[pl.Expr] = []
-    for i, (name, value) in enumerate(fields.items()):
-        parts += [pl.lit(("{" if i == 0 else ",") + json.dumps(name) + ":", S), value]
-    return pl.concat_str([*parts, pl.lit("}", S)])
-
-
-_ONE_BY_ONE = 512
-
-
-def _json(expr: pl.Expr, value=None) -> pl.Expr:
-    """The values of `expr` (turned by `value`, if given) as JSON text, null as null:
-    json.dumps once per distinct value, as a batch has millions of lines but few
-    distinct values."""
-
-    def text(v) -> str:
-        return (
-            "null"
-            if v is None
-            else json.dumps(v if value is None else value(v), ensure_ascii=False)
-        )
-
-    def encode(values: pl.Series) -> pl.Series:
-        # (A real-time call's few lines are encoded one by one: the distinct values'
-        # mapping costs more than it saves there.)
-        if values.len() <= _ONE_BY_ONE:
-            return pl.Series([text(v) for v in values.to_list()], dtype=S)
-        distinct = values.drop_nulls().unique()
-        texts = [text(v) for v in distinct.to_list()]
-        return values.replace_strict(distinct, texts, default=None, return_dtype=S).fill_null(
-            "null"
-        )
-
-    return expr.map_batches(encode, return_dtype=S)
 
 
 _EXPLAIN_COLUMNS = [
@@ -261,59 +218,53 @@ _MESSAGE = {
     **_BY_CARC,
 }
 _MESSAGE_SERIES = (pl.Series(list(_MESSAGE), dtype=S), pl.Series(list(_MESSAGE.values()), dtype=S))
-# The parameters of each kind of explanation, each as JSON text (keys in sorted order, as
-# JSON has them).
+# The parameters of each kind of explanation (keys in sorted order, as JSON has them).
 _PARAMS = {
     "voided": lambda service: {},
     "replaced": lambda service: {},
     "void": lambda service: {},
-    "pended": lambda service: {"reason": _json(pl.col("pend_reason"))},
+    "pended": lambda service: {"reason": Field(pl.col("pend_reason"))},
     "paid.preventive": lambda service: {"service": service},
     "paid.emergency_out_of_network": lambda service: {
-        "member_share": _money("member_share_cents"),
-        "plan_paid": _money("plan_paid_cents"),
+        "member_share": money("member_share_cents"),
+        "plan_paid": money("plan_paid_cents"),
         "service": service,
     },
     "paid": lambda service: {
-        "allowed": _money("allowed_cents"),
-        "member_share": _money("member_share_cents"),
-        "plan_paid": _money("plan_paid_cents"),
+        "allowed": money("allowed_cents"),
+        "member_share": money("member_share_cents"),
+        "plan_paid": money("plan_paid_cents"),
         "service": service,
     },
-    "by_staff": lambda service: {"reason": _json(_text("override_reason"))},
-    "by_review": lambda service: {"reason": _json(_text("carc"))},
+    "by_staff": lambda service: {"reason": Field(_text("override_reason"))},
+    "by_review": lambda service: {"reason": Field(_text("carc"))},
     "16": lambda service: {
-        "reason": _json(pl.col("rarc").replace_strict(RARC_MEANING, default="", return_dtype=S))
+        "reason": Field(pl.col("rarc").replace_strict(RARC_MEANING, default="", return_dtype=S))
     },
     "18": lambda service: {},
-    "29": lambda service: {"days": _json(pl.col("timely_filing_days").cast(I64))},
-    "31": lambda service: {"member_number": _json(_text("member_number"))},
-    "26": lambda service: {"start": _json(_iso("first_start"))},
-    "27": lambda service: {"end": _json(_iso("last_end"))},
+    "29": lambda service: {"days": Field(pl.col("timely_filing_days").cast(I64))},
+    "31": lambda service: {"member_number": Field(_text("member_number"))},
+    "26": lambda service: {"start": Field(_iso("first_start"))},
+    "27": lambda service: {"end": Field(_iso("last_end"))},
     "242": lambda service: {
-        "plan": _json(_text("plan_name")),
-        "provider": _json(_text("provider_name")),
+        "plan": Field(_text("plan_name")),
+        "provider": Field(_text("provider_name")),
     },
     "288": lambda service: {
-        "pcp": _json(pl.col("pcp_name").fill_null("explain.your_pcp")),
-        "provider": _json(_text("provider_name")),
+        "pcp": Field(pl.col("pcp_name").fill_null("explain.your_pcp")),
+        "provider": Field(_text("provider_name")),
         "service": service,
-        "specialty": _json(_text("provider_specialty")),
+        "specialty": Field(_text("provider_specialty")),
     },
     "287": lambda service: {
-        "referral_number": _json(_text("ref_number")),
-        "visits": _json(pl.col("ref_visits")),
+        "referral_number": Field(_text("ref_number")),
+        "visits": Field(pl.col("ref_visits")),
     },
     "197": lambda service: {"service": service},
     "96": lambda service: {"service": service},
     "204": lambda service: {"service": service},
-    "119": lambda service: {"limit": _json(_text("limit_text")), "service": service},
+    "119": lambda service: {"limit": Field(_text("limit_text")), "service": service},
 }
-
-
-def _money(column: str) -> pl.Expr:
-    """An amount in cents as JSON text of "$1,250.00" (openhmo.money.format_money)."""
-    return _json(pl.col(column).fill_null(0), format_money)
 
 
 def line_decisions(w: pl.DataFrame) -> pl.DataFrame:
