@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 
 import addfips
+import polars as pl
 
 EARTH_RADIUS_MILES = 3958.7613
 
@@ -40,10 +41,13 @@ class UnknownCounty(ValueError):
     pass
 
 
+def _zip_bytes() -> bytes:
+    return resources.files("openhmo.reference").joinpath("data/zip_codes.csv.gz").read_bytes()
+
+
 @cache
 def zip_table() -> dict[str, ZipCode]:
-    raw = resources.files("openhmo.reference").joinpath("data/zip_codes.csv.gz").read_bytes()
-    reader = csv.DictReader(io.StringIO(gzip.decompress(raw).decode()))
+    reader = csv.DictReader(io.StringIO(gzip.decompress(_zip_bytes()).decode()))
     return {
         r["zip_code"]: ZipCode(
             r["zip_code"],
@@ -77,8 +81,26 @@ def lookup_zip(zip_code: str) -> ZipCode:
 
 @cache
 def counties() -> dict[str, tuple[str, str]]:
-    """County FIPS -> (county name, state), for every county that has a ZIP code."""
-    return {z.county_fips: (z.county, z.state) for z in zip_table().values() if z.county_fips}
+    """County FIPS -> (county name, state), for every county that has a ZIP code.
+
+    Read from the table's three columns, not from zip_table: a plan design's service
+    area is checked with it in every process that loads designs (a batch run, the
+    CLI), and building all 41,000 ZIP codes took 0.16 s of each.
+    """
+    frame = (
+        pl.read_csv(
+            io.BytesIO(gzip.decompress(_zip_bytes())),
+            columns=["county_fips", "county", "state"],
+            infer_schema=False,
+        )
+        .filter(pl.col("county_fips").is_not_null() & (pl.col("county_fips") != ""))
+        # (As a dict built ZIP by ZIP: a county's last ZIP code names it.)
+        .unique("county_fips", keep="last", maintain_order=True)
+    )
+    return {
+        fips: (county, state)
+        for fips, county, state in frame.select("county_fips", "county", "state").iter_rows()
+    }
 
 
 def county_fips(text: str) -> str:
