@@ -118,15 +118,19 @@ def decided(w: pl.DataFrame) -> pl.DataFrame:
     cost sharing paid (`paying`) is paid."""
     with _LOCK:
         known = list(_DECISIONS.items())
-    numbers = [n for _, n in known]
-    columns = []
-    for i, name in enumerate(FIELDS):
-        values = [key[i] for key, _ in known]
-        column = pl.col("_decision").replace_strict(numbers, values, default=None, return_dtype=S)
-        if f"_x_{name}" in w.columns:
-            column = pl.coalesce(pl.col(f"_x_{name}"), column)
-        columns.append(column.alias(name))
-    w = w.with_columns(columns).drop([c for c in w.columns if c.startswith("_x_")])
+    # One join with the table of decisions (most lines, paid, have none).
+    table = pl.DataFrame(
+        {"_decision": [n for _, n in known]}
+        | {name: [key[i] for key, _ in known] for i, name in enumerate(FIELDS)},
+        schema={"_decision": pl.Int32} | dict.fromkeys(FIELDS, S),
+    )
+    w = w.drop([c for c in FIELDS if c in w.columns]).join(
+        table, on="_decision", how="left", maintain_order="left"
+    )
+    variable = [name for name in FIELDS if f"_x_{name}" in w.columns]
+    w = w.with_columns(
+        pl.coalesce(pl.col(f"_x_{name}"), pl.col(name)).alias(name) for name in variable
+    ).drop([c for c in w.columns if c.startswith("_x_")])
     return w.with_columns(
         status=pl.when(pl.col("_decision").is_null() & pl.col("paying").fill_null(False))
         .then(pl.lit("paid", S))

@@ -25,23 +25,20 @@ DUPLICATE_KEY = [
 
 
 def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
-    # Claim-level fields as the claim's first line carries them.
-    claims = (
-        w.select("claim_id", "line_number", "frequency_code", "replaces_claim_id", "received_at")
-        .sort("claim_id", "line_number")
-        .group_by("claim_id", maintain_order=True)
-        .agg(
-            pl.col("frequency_code").first(),
-            pl.col("replaces_claim_id").first(),
-            pl.col("received_at").first(),
-        )
+    # Claim-level fields as the claim's first line carries them, read only for the few
+    # claims that can be a replacement or void (a line of frequency 7 or 8) and the
+    # claims they name: every claim's first line took a sort and a grouping of all lines.
+    lines = w.select(
+        "claim_id", "line_number", "frequency_code", "replaces_claim_id", "received_at"
     )
-    later = claims.filter(
+    maybe = lines.filter(pl.col("frequency_code").is_in(["7", "8"])).get_column("claim_id")
+    later = _first_lines(lines, maybe).filter(
         pl.col("frequency_code").is_in(["7", "8"]) & pl.col("replaces_claim_id").is_not_null()
     )
+    originals = _first_lines(lines, later.get_column("replaces_claim_id"))
     gone = (
         later.join(
-            claims.select("claim_id", original_received=pl.col("received_at")),
+            originals.select("claim_id", original_received=pl.col("received_at")),
             left_on="replaces_claim_id",
             right_on="claim_id",
         )
@@ -83,6 +80,20 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         status="replaced",
         group=None,
         clause=pl.lit("replaced (frequency 7) by claim ", S) + pl.col("by_claim"),
+    )
+
+
+def _first_lines(lines: pl.DataFrame, claims: pl.Series) -> pl.DataFrame:
+    """The first line (by line number) of each of `claims` that `lines` hold."""
+    return (
+        lines.filter(pl.col("claim_id").is_in(claims.unique().implode()))
+        .sort("claim_id", "line_number")
+        .group_by("claim_id", maintain_order=True)
+        .agg(
+            pl.col("frequency_code").first(),
+            pl.col("replaces_claim_id").first(),
+            pl.col("received_at").first(),
+        )
     )
 
 
