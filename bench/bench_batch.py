@@ -4,8 +4,9 @@ For each size the script generates a world with `openhmo generate claims`' gener
 (openhmo.batch.generate.write_world: claims Parquet and a context snapshot), then, in a
 fresh process of its own, runs `openhmo claims adjudicate-batch`'s function
 (openhmo.batch.runner.run_batch): Parquet in, family partitions, every step of the
-engine, decisions and new state Parquet out; in one process (the default) and with a
-worker process per core (openhmo.batch.workers). It reports lines per second, peak
+engine, decisions and new state Parquet out; in one process deciding one partition at
+a time, in one process deciding two at once on threads (the default), and with a worker
+process per core (openhmo.batch.workers). It reports lines per second, peak
 resident memory of the whole process tree (sampled), and the cost per line at each size
 in one process (linear cost: the same cost per line at 1M and 10M), and the time of
 Parquet in and out alone (the claims read, decisions of that size written, no engine):
@@ -17,7 +18,7 @@ the script checks they agree on every decision column and reports the ratio. It 
 times each step of the engine on one partition: where the time goes.
 
     .venv/bin/python bench/bench_batch.py [--lines 1000000 10000000] [--reference-lines 20000]
-                                          [--workers N] [--work DIR] [--keep]
+                                          [--ways one threads workers] [--work DIR] [--keep]
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def generate(out: str, members: int, seed: int) -> dict:
     return {"seconds": summary.seconds, "lines": summary.lines, "claims": summary.claims}
 
 
-def batch(world: str, decisions: str, workers: int, partition_lines: int | None = None) -> dict:
+def batch(
+    world: str, decisions: str, workers: int, threads: int, partition_lines: int | None = None
+) -> dict:
     from openhmo.batch.runner import run_batch
     from openhmo.batch.snapshot import read_snapshot
 
@@ -74,6 +77,7 @@ def batch(world: str, decisions: str, workers: int, partition_lines: int | None 
             context,
             progress=progress,
             workers=workers,
+            threads=threads,
             **({"partition_lines": partition_lines} if partition_lines else {}),
         )
         total_s = time.perf_counter() - started
@@ -86,6 +90,7 @@ def batch(world: str, decisions: str, workers: int, partition_lines: int | None 
         "split_seconds": marks[("split", True)] - marks[("split", False)],
         "peak_mib": max(_peak_mib(), memory.peak / 2**20),
         "workers": workers,
+        "threads": threads,
     }
 
 
@@ -204,6 +209,10 @@ CHILDREN = {
 # --- the report --------------------------------------------------------------------------
 
 
+# How a size is run: (worker processes, partitions at once on threads in one process).
+WAYS = {"one": (1, 1), "threads": (1, 2), "workers": (os.cpu_count() or 1, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -211,11 +220,12 @@ def main() -> None:
     parser.add_argument("--profile-lines", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
-        "--workers",
-        type=int,
+        "--ways",
         nargs="+",
-        default=sorted({1, os.cpu_count() or 1}),
-        help="worker processes to run each size with (default: 1 and the cores)",
+        choices=list(WAYS),
+        default=list(WAYS),
+        help="how to run each size: one partition at a time, two at once on threads (the "
+        "default of a run), a worker process per core",
     )
     parser.add_argument("--work", help="directory for the worlds (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the worlds and decisions")
@@ -226,6 +236,8 @@ def main() -> None:
         print(json.dumps(CHILDREN[kind](**json.loads(arguments))))
         return
 
+    # The run's own default (two partitions at once on threads) gives the headline figures.
+    headline = "threads" if "threads" in args.ways else args.ways[0]
     work = Path(args.work or tempfile.mkdtemp(prefix="openhmo-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cores, python = os.cpu_count(), platform.python_version()
@@ -241,28 +253,30 @@ def main() -> None:
                     f"generated {made['lines']:,} lines ({members:,} members) "
                     f"in {made['seconds']:.0f} s"
                 )
-            for workers in args.workers:
+            for way in args.ways:
+                workers, threads = WAYS[way]
                 run = run_child(
                     HERE,
                     "batch",
                     world=str(world),
-                    decisions=str(world / f"decisions-{workers}.parquet"),
+                    decisions=str(world / f"decisions-{way}.parquet"),
                     workers=workers,
+                    threads=threads,
                 )
                 print(
-                    f"{run['lines']:>11,} lines, {workers} worker(s): {run['seconds']:6.1f} s "
+                    f"{run['lines']:>11,} lines, {way:<7}: {run['seconds']:6.1f} s "
                     f"end to end = {run['lines'] / run['seconds']:>9,.0f} lines/s "
                     f"({run['seconds'] / run['lines'] * 1e6:.2f} µs/line; "
                     f"context {run['context_seconds']:.1f} s, split {run['split_seconds']:.1f} s, "
                     f"{run['partitions']} partitions), peak RSS {run['peak_mib']:,.0f} MiB"
                 )
-                if workers == args.workers[0]:
+                if way == headline:
                     first = run
             io = run_child(
                 HERE,
                 "floor",
                 world=str(world),
-                decisions=str(world / f"decisions-{args.workers[0]}.parquet"),
+                decisions=str(world / f"decisions-{headline}.parquet"),
             )
             io_s = io["read_seconds"] + io["write_seconds"]
             print(

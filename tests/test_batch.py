@@ -124,6 +124,35 @@ def test_partitioning_changes_nothing(tmp_path: Path):
         assert decisions.equals(whole)
 
 
+def test_partitions_side_by_side_give_the_same_file(tmp_path: Path):
+    """Partitions decided one at a time, two at once on threads (the default) and in two
+    worker processes: the same decisions file, row for row, and the same new state."""
+    claims, context = generate_world(120, 2026, seed=23)
+    claims.write_parquet(tmp_path / "claims.parquet")
+    outputs = []
+    for n, (workers, threads) in enumerate(((1, 1), (1, 2), (2, 1))):
+        summary = run_batch(
+            tmp_path / "claims.parquet",
+            tmp_path / f"d{n}.parquet",
+            context,
+            partition_lines=300,
+            workers=workers,
+            threads=threads,
+        )
+        assert summary.partitions >= 4
+        state = tmp_path / f"d{n}.state"
+        outputs.append(
+            [pl.read_parquet(tmp_path / f"d{n}.parquet")]
+            + [pl.read_parquet(f) for f in sorted(state.rglob("*.parquet"))]
+        )
+    assert len(outputs[0]) == 4  # decisions, and the three tables of the new state
+    lines = outputs[0][0]["claim_id"]
+    assert lines.n_unique() > 100 and not lines.is_sorted()  # in family order, not by claim
+    for other in outputs[1:]:
+        assert len(other) == len(outputs[0])
+        assert all(a.equals(b) for a, b in zip(outputs[0], other, strict=True))
+
+
 def test_a_file_in_family_order_is_read_in_place(tmp_path: Path):
     """Row groups of whole families are partitions as they lie (no split, no copy); a file
     whose row groups cut through families is split by hash: the same decisions either way."""

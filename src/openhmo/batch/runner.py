@@ -40,7 +40,7 @@ from openhmo.adjudication.context import CLAIM_LINES, SCHEMAS, Context
 from openhmo.adjudication.decisions import LINE_DECISIONS
 from openhmo.batch.partition import partitions_of
 from openhmo.batch.snapshot import replace_directory
-from openhmo.batch.workers import decide_parts
+from openhmo.batch.workers import THREADS, decide_parts
 
 STATE_TABLES = ("accumulators", "visit_usage", "referral_usage")
 # The order the new state tables are written in (here and on Spark).
@@ -103,6 +103,7 @@ def run_batch(
     progress: Callable[[str, int, int], None] | None = None,
     after_partition: Callable[[int], None] | None = None,
     workers: int = 1,
+    threads: int = THREADS,
 ) -> BatchSummary:
     """Decide every line of the Parquet file `claims` under `context`.
 
@@ -110,8 +111,9 @@ def run_batch(
     visit counts and referral visits, as Parquet, to the directory `state` (default:
     beside `decisions`). `progress(phase, done, total)` is told the lines split and
     decided. `after_partition(n)` is called after the n-th partition is decided.
-    `workers` > 1 decides that many partitions at once, in worker processes
-    (openhmo.batch.workers); the outputs are the same.
+    `workers` > 1 decides that many partitions at once, in worker processes, and
+    otherwise `threads` partitions at once on threads (openhmo.batch.workers); the
+    outputs are the same.
     """
     claims, decisions = Path(claims), Path(decisions)
     state = Path(state) if state else default_state_dir(decisions)
@@ -136,7 +138,7 @@ def run_batch(
         decided_members: list[pl.Series] = []
         schema = pa.schema(pl.DataFrame(schema=LINE_DECISIONS).to_arrow().schema)
         with _Writer(work / "decisions.parquet", schema) as writer:
-            decided = decide_parts(parts, context, tables, workers=workers)
+            decided = decide_parts(parts, context, tables, workers=workers, threads=threads)
             for n, part in enumerate(decided, start=1):
                 if part.result is not None:
                     writer.write_table(part.result.decisions.to_arrow().cast(schema))

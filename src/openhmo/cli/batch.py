@@ -27,6 +27,7 @@ from openhmo.adjudication.context import Context
 from openhmo.batch.partition import write_in_family_order
 from openhmo.batch.runner import PARTITION_LINES, BatchError, run_batch
 from openhmo.batch.snapshot import SnapshotError, read_snapshot, write_snapshot
+from openhmo.batch.workers import THREADS
 from openhmo.claims.export import claims_of, codes_of, context_of
 from openhmo.cli.common import actor, console, fail, unit_of_work
 from openhmo.money import format_money
@@ -64,6 +65,11 @@ def adjudicate_batch(
         help="partitions decided at once, in worker processes (faster on many cores; "
         "each worker holds the context and a partition: about 1 GB)",
     ),
+    threads: int = typer.Option(
+        THREADS,
+        min=1,
+        help="partitions decided at once on threads of one process (with one worker)",
+    ),
 ) -> None:
     """Adjudicate a Parquet file of claim lines, family partition by partition."""
     ctx = load_context(context, "batch adjudication", claims)
@@ -93,6 +99,7 @@ def adjudicate_batch(
                 partition_lines=partition_lines,
                 progress=progress,
                 workers=workers,
+                threads=threads,
             )
         except BatchError as exc:
             raise fail(str(exc)) from None
