@@ -311,6 +311,18 @@ def random_world(shape: Shape) -> World:
                     "fee_schedule_key": schedule,
                 }
             )
+            # Now and then a new contract on another fee schedule before the old one
+            # ends: where both are in force, the later one prices.
+            if rng.random() < 0.3:
+                contracts.append(
+                    {
+                        "npi": number,
+                        "network_key": NETWORK,
+                        "start": date(YEAR, rng.randint(7, 10), 1),
+                        "end": None,
+                        "fee_schedule_key": "fs-medicare" if schedule == "fs-codes" else "fs-codes",
+                    }
+                )
     fee_schedules = [
         {
             "fee_schedule_key": "fs-codes",

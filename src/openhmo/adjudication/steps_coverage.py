@@ -82,21 +82,28 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .then(pl.col("billing_npi"))
         .otherwise(pl.col("rendering"))
     )
+    # The contract in force on the date of service; of several, the latest to start
+    # (then the first fee schedule by key). The join keeps the lines' order and, within
+    # a line, the contracts' in that order, so a line's first row is its contract.
+    ordered = context.contracts.sort(
+        ["npi", "network_key", "start", "fee_schedule_key"],
+        descending=[False, False, True, False],
+        nulls_last=True,
+        maintain_order=True,
+    )
     contracts = (
         w.select("_row", "network_npi", "network_key", "service_date")
         .join(
-            context.contracts,
+            ordered,
             left_on=["network_npi", "network_key"],
             right_on=["npi", "network_key"],
+            maintain_order="left_right",
         )
         .filter(
             (pl.col("start") <= pl.col("service_date"))
             & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
         )
-        .sort(
-            ["_row", "start", "fee_schedule_key"], descending=[False, True, False], nulls_last=True
-        )
-        .unique("_row", keep="first")
+        .filter(pl.col("_row") != pl.col("_row").shift(1).fill_null(-1))
         .select("_row", "fee_schedule_key", contract_start="start")
     )
     w = w.join(contracts, on="_row", how="left", maintain_order="left").with_columns(

@@ -9,6 +9,8 @@ from openhmo.adjudication.frame import OPEN, S, settle
 from openhmo.network.npi import is_valid_npi, valid_npi
 from openhmo.reference.icd10 import is_billable
 
+# An odd 64-bit multiplier (wrapping) that mixes one column's hash into the next.
+_MIX = 0x9E3779B97F4A7C15
 # Up to this many distinct NPIs are checked one by one (is_valid_npi), more as a column.
 FEW_NPIS = 64
 # A line repeats an earlier claim's line when all of these are equal (modifiers as the
@@ -148,7 +150,14 @@ def intake(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
     # took a tenth of a partition's engine.
     service = pl.struct(DUPLICATE_KEY)
     lines = w.select(*DUPLICATE_KEY, "_row", "claim_id", "_decision").filter(OPEN)
-    hashes = lines.select(service.hash()).to_series()
+    # (Each column hashed with a seed of its own and the hashes mixed: a third of the
+    # time of hashing the struct. Only a filter: the suspects are compared in full.)
+    hashes = lines.select(
+        pl.reduce(
+            lambda a, b: a * _MIX ^ b,
+            [pl.col(c).hash(seed) for seed, c in enumerate(DUPLICATE_KEY)],
+        )
+    ).to_series()
     repeated = hashes.filter(~hashes.is_first_distinct())
     if repeated.len():
         lines = lines.filter(hashes.is_in(repeated.implode()))
