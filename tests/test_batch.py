@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -100,7 +101,10 @@ def test_scenarios_through_the_batch_path(tmp_path: Path, path: Path):
 
 
 def test_partitioning_changes_nothing(tmp_path: Path):
-    world = random_world(Shape("HMO", "separate", "embedded", 30000, (4, 2, 5, 1, 3, 2), 500, 21))
+    # (The property tests' worlds have claims naming members of two families, which ties
+    # every family into one group, one partition: the generator's world has many.)
+    claims, context = generate_world(60, 2026, seed=21)
+    world = SimpleNamespace(claims=claims, context=context)
     runs = []
     # The last two: the same partitions, one at a time and in two worker processes.
     for n, (lines, workers) in enumerate(((1, 1), (57, 1), (10_000, 1), (57, 2))):
@@ -118,6 +122,11 @@ def test_partitioning_changes_nothing(tmp_path: Path):
         )
     assert runs[0][0] > runs[1][0] > runs[2][0] == 1
     assert runs[3][0] == runs[1][0]
+    # At one line a partition, each of the world's family groups is decided alone.
+    groups = context.eligibility.filter(
+        pl.col("member_number").is_in(claims["member_number"].unique().implode())
+    )["family_id"].n_unique()
+    assert groups >= 20 and runs[0][0] >= groups
     whole = decide(world.claims, world.context).decisions.sort(KEY)
     for _, decisions in runs:
         assert dict(decisions.schema) == LINE_DECISIONS
