@@ -312,13 +312,15 @@ def random_world(shape: Shape) -> World:
                 }
             )
             # Now and then a new contract on another fee schedule before the old one
-            # ends: where both are in force, the later one prices.
-            if rng.random() < 0.3:
+            # ends: where both are in force, the later one prices. (Drawn apart from
+            # `rng`, so that the rest of every world stays as it was.)
+            overlap = random.Random(shape.seed * 1_000 + i)
+            if overlap.random() < 0.3:
                 contracts.append(
                     {
                         "npi": number,
                         "network_key": NETWORK,
-                        "start": date(YEAR, rng.randint(7, 10), 1),
+                        "start": date(YEAR, overlap.randint(7, 10), 1),
                         "end": None,
                         "fee_schedule_key": "fs-medicare" if schedule == "fs-codes" else "fs-codes",
                     }

@@ -52,10 +52,24 @@ def cost_sharing(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         pool=_pool(tables),
         ded_kind_col=pl.when(drug).then(pl.lit("drug_deductible")).otherwise(pl.lit("deductible")),
     )
-    plans = {key: number for number, key in enumerate(sorted(context.designs))}
-    shares = share_pass.share(_pass_columns(pay, drug, plans) | _starts(context, plans))
+    plans = plan_numbers(context)
+    inputs = _pass_columns(pay, drug, plans)
+    shares = share_pass.share(inputs | _starts(context, plans))
     pay = pay.with_columns(pl.Series(name, values) for name, values in shares.items())
-    keep = ["_row", *share_pass.OUTPUTS, "pool", "ded_kind_col", "tier_clause"]
+    # The accumulator each line takes from, as the pass numbers it (the new totals are
+    # summed by these numbers: outputs.accumulators).
+    pay = pay.with_columns(
+        _acc_group=pl.Series(inputs["group"]), _acc_drug=pl.Series(inputs["drug"])
+    )
+    keep = [
+        "_row",
+        *share_pass.OUTPUTS,
+        "pool",
+        "ded_kind_col",
+        "tier_clause",
+        "_acc_group",
+        "_acc_drug",
+    ]
     w = w.join(pay.select(keep), on="_row", how="left", maintain_order="left")
     for c in ("deductible_cents", "copay_cents", "coinsurance_cents", "member_share_cents"):
         w = w.with_columns(pl.col(c).fill_null(0))
@@ -108,6 +122,27 @@ _UNITS = {
     CopayUnit.STAY.value: share_pass.PER_STAY,
     CopayUnit.DAY.value: share_pass.PER_DAY,
 }
+
+
+def plan_numbers(context: Context) -> dict[str, int]:
+    """The plans' numbers in accumulator groups: their keys in sorted order."""
+    return {key: number for number, key in enumerate(sorted(context.designs))}
+
+
+def group_columns(group: pl.Expr, context: Context) -> dict[str, pl.Expr]:
+    """plan_key, plan_year and pool of accumulator groups numbered as `_group` numbers
+    them (the inverse of `_group`)."""
+    plans = plan_numbers(context)
+    year = (group // 16) % 65536
+    return {
+        "plan_key": (group // (65536 * 16)).replace_strict(
+            list(plans.values()), list(plans), default=None, return_dtype=S
+        ),
+        "plan_year": pl.when(year == 65535).then(None).otherwise(year),
+        "pool": (group % 16).replace_strict(
+            list(_POOLS.values()), list(_POOLS), default=None, return_dtype=S
+        ),
+    }
 
 
 def _group(plans: dict[str, int]) -> pl.Expr:

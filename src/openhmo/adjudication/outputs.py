@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from openhmo.adjudication import cost_sharing
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.decisions import ADJUSTMENT, DECISIONS, LINE_DECISIONS, TRACE_STEP
 from openhmo.adjudication.frame import I64, S, trace_columns
 from openhmo.adjudication.json_text import Field, json_object, money
+from openhmo.adjudication.share_pass import DEDUCTIBLE, DRUG_DEDUCTIBLE, KINDS, OUT_OF_POCKET
 
 # The meaning of the RARCs a CO-16 denial carries (X12 RARC list), for the explanation.
 RARC_MEANING = {
@@ -340,45 +342,35 @@ def present(lines: pl.DataFrame, trace: pl.Series | None = None) -> pl.DataFrame
 
 
 def accumulators(w: pl.DataFrame, context: Context) -> pl.DataFrame:
+    # Summed by the numbers cost sharing gave each line's accumulator group (plan, year,
+    # pool) and kind, then named: grouping by their names as text cost twice as much.
     paid = w.select(
-        "status",
-        "family_id",
-        "member_id",
-        "plan_key",
-        "plan_year",
-        "pool",
-        "ded_kind_col",
-        "_ded",
-        "_oop_take",
+        "status", "family_id", "member_id", "_acc_group", "_acc_drug", "_ded", "_oop_take"
     ).filter(pl.col("status") == "paid")
-    parts = []
-    for kind, amount in (("deductible", "_ded"), ("out_of_pocket", "_oop_take")):
-        rows = paid.with_columns(
-            kind=pl.col("ded_kind_col") if kind == "deductible" else pl.lit(kind, S),
-            _amount=pl.col(amount),
+    deductible = pl.when(pl.col("_acc_drug")).then(DRUG_DEDUCTIBLE).otherwise(DEDUCTIBLE)
+    parts = [
+        paid.select("family_id", "member_id", "_acc_group", kind=kind, amount_cents=amount)
+        for kind, amount in (
+            (deductible, pl.col("_ded")),
+            (pl.lit(OUT_OF_POCKET), pl.col("_oop_take")),
         )
-        parts.append(
-            rows.select(
-                "family_id",
-                "member_id",
-                "plan_key",
-                "plan_year",
-                "pool",
-                "kind",
-                amount_cents=pl.col("_amount"),
-            )
-        )
+    ]
     # Lines that took nothing change no total (and a total of 0 is dropped below).
     taken = pl.concat(parts).filter(pl.col("amount_cents") != 0)
-    members = taken.group_by("family_id", "member_id", "plan_key", "plan_year", "pool", "kind").agg(
-        pl.col("amount_cents").sum()
-    )
+    by = ["family_id", "_acc_group", "kind"]
+    members = taken.group_by("member_id", *by).agg(pl.col("amount_cents").sum())
     families = (
-        taken.group_by("family_id", "plan_key", "plan_year", "pool", "kind")
+        taken.group_by(by)
         .agg(pl.col("amount_cents").sum())
         .with_columns(member_id=pl.lit(None, I64))
     )
-    new = pl.concat([members, families.select(members.columns)])
+    kinds = {code: name for name, code in KINDS.items()}
+    new = pl.concat([members, families.select(members.columns)]).with_columns(
+        **cost_sharing.group_columns(pl.col("_acc_group"), context),
+        kind=pl.col("kind").replace_strict(
+            list(kinds), list(kinds.values()), default=None, return_dtype=S
+        ),
+    )
     keys = ["family_id", "member_id", "plan_key", "plan_year", "pool", "kind"]
     total = (
         pl.concat(
