@@ -34,6 +34,8 @@ def frequency(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         "claim_id", "line_number", "frequency_code", "replaces_claim_id", "received_at"
     )
     maybe = lines.filter(pl.col("frequency_code").is_in(["7", "8"])).get_column("claim_id")
+    if maybe.is_empty():  # (most real-time calls: no replacement, no void)
+        return w
     later = _first_lines(lines, maybe).filter(
         pl.col("frequency_code").is_in(["7", "8"]) & pl.col("replaces_claim_id").is_not_null()
     )
