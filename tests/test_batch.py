@@ -31,7 +31,7 @@ from openhmo.batch.partition import (
     with_partition,
     write_in_family_order,
 )
-from openhmo.batch.runner import BatchError, recover, run_batch
+from openhmo.batch.runner import STATISTICS, BatchError, recover, run_batch
 from openhmo.batch.snapshot import write_snapshot
 from reference_model import adjudicate_reference
 from scenarios.loader import differences, load_scenario, scenario_files
@@ -160,6 +160,19 @@ def test_partitions_side_by_side_give_the_same_file(tmp_path: Path):
     for other in outputs[1:]:
         assert len(other) == len(outputs[0])
         assert all(a.equals(b) for a, b in zip(outputs[0], other, strict=True))
+
+
+def test_decisions_record_statistics_of_the_columns_readers_look_for(tmp_path: Path):
+    claims, context = generate_world(20, 2026, seed=24)
+    claims.write_parquet(tmp_path / "claims.parquet")
+    run_batch(tmp_path / "claims.parquet", tmp_path / "d.parquet", context)
+    meta = pq.ParquetFile(tmp_path / "d.parquet").metadata.row_group(0)
+    with_statistics = {
+        meta.column(i).path_in_schema
+        for i in range(meta.num_columns)
+        if meta.column(i).statistics is not None and meta.column(i).statistics.has_min_max
+    }
+    assert with_statistics == set(STATISTICS)
 
 
 def test_a_file_in_family_order_is_read_in_place(tmp_path: Path):

@@ -158,13 +158,19 @@ def run_batch(
     return summary
 
 
+# The decisions' columns whose minimum and maximum each row group records, for readers
+# that look for a claim, member, family, plan, status or category. Statistics of every
+# column were a sixth of the writer's time (texts such as the explanation parameters).
+STATISTICS = ["claim_id", "member_id", "family_id", "plan_key", "plan_year", "status", "category"]
+
+
 class _Writer:
     """A Parquet writer on a thread of its own: a partition's decisions are encoded and
     written while the next partition is decided (pyarrow lets go of the GIL). At most one
     table waits, so memory stays bounded; an error of the writer is raised here."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(path, schema)
+        self._writer = pq.ParquetWriter(path, schema, write_statistics=STATISTICS)
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
