@@ -110,28 +110,23 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             "start",
             "end",
             "sex",
-            "birth_date",
-            "name",
         )[covering["_span"]]
     )
     members = elig.group_by("member_number", maintain_order=True).agg(
         m_member_id=pl.col("member_id").first(),
         m_family_id=pl.col("family_id").first(),
         first_start=pl.col("start").min(),
-        m_name=pl.col("name").first(),
         m_sex=pl.col("sex").first(),
-        m_birth_date=pl.col("birth_date").first(),
         last_end=pl.col("end").max(),
-        any_open=pl.col("end").is_null().any(),
     )
     # The plan year of the design containing the service date. Plan-year columns are
     # null for a date outside every plan year; the design's own (network, rules) stay.
     plan_years = tables["plan_years"]
-    year_cols = ["plan_year", "py_index", "py_starts", "py_ends", "accumulation"]
+    year_cols = ["plan_year", "accumulation"]
     in_year = (
         covering.select("_row", "plan_key", "service_date")
         .join(
-            plan_years.select("plan_key", *year_cols),
+            plan_years.select("plan_key", "py_starts", "py_ends", *year_cols),
             on="plan_key",
             how="inner",
             maintain_order="left_right",
@@ -143,7 +138,9 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         .filter(_first_of_line())
         .select("_row", *year_cols)
     )
-    design = plan_years.unique("plan_key", keep="first", maintain_order=True).drop(year_cols)
+    design = plan_years.unique("plan_key", keep="first", maintain_order=True).drop(
+        *year_cols, "py_index", "py_starts", "py_ends"
+    )
     spans = spans.join(design, on="plan_key", how="left", maintain_order="left").join(
         in_year, on="_row", how="left", maintain_order="left"
     )
@@ -195,9 +192,7 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         known_member=pl.col("m_member_id").is_not_null(),
         member_id=pl.coalesce("member_id", "m_member_id"),
         family_id=pl.coalesce("family_id", "m_family_id"),
-        member_name=pl.coalesce("name", "m_name"),
         sex=pl.coalesce("sex", "m_sex"),
-        birth_date=pl.coalesce("birth_date", "m_birth_date"),
     )
     return w.with_columns(_decision=pl.lit(None, pl.Int32)).join(
         context.overrides.rename(
