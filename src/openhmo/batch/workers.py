@@ -13,9 +13,9 @@ worker waits, decided, for the caller, so memory stays bounded.
 
 In one process, two partitions are decided at once on two threads (THREADS): Polars
 lets go of the GIL while it works, so one partition's Python steps run while the
-other's Polars work fills the cores. On this project's two cores that is 6-9% more
-lines a second than one partition at a time, for a second partition's working set
-(docs/batch.md); a worker process decides one partition at a time.
+other's Polars work fills the cores. On this project's two cores that is up to 17% more
+lines a second than one partition at a time (most on long runs), for a second
+partition's working set (docs/batch.md); a worker process decides one at a time.
 """
 
 from __future__ import annotations
