@@ -21,7 +21,7 @@ from openhmo.adjudication import (
 )
 from openhmo.adjudication.context import Context
 from openhmo.adjudication.decisions import Decided, Result
-from openhmo.adjudication.frame import I64, decided, tracing
+from openhmo.adjudication.frame import I64, decided, first_of_line, tracing
 
 # The steps of docs/adjudication.md §3, in order.
 STEPS = (
@@ -97,7 +97,7 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             (pl.col("start") <= pl.col("service_date"))
             & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
         )
-        .filter(_first_of_line())
+        .filter(first_of_line())
     )
     spans = covering.select("_row").hstack(
         elig.select(
@@ -135,7 +135,7 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             (pl.col("py_starts") <= pl.col("service_date"))
             & (pl.col("py_ends") >= pl.col("service_date"))
         )
-        .filter(_first_of_line())
+        .filter(first_of_line())
         .select("_row", *year_cols)
     )
     design = plan_years.unique("plan_key", keep="first", maintain_order=True).drop(
@@ -207,8 +207,3 @@ def _prepare(claims: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
         how="left",
         maintain_order="left",
     )
-
-
-def _first_of_line() -> pl.Expr:
-    """The first row of each line in a frame grouped by line (`_row`)."""
-    return pl.col("_row") != pl.col("_row").shift(1).fill_null(-1)

@@ -200,6 +200,13 @@ def trace_columns(w: pl.DataFrame) -> list[str]:
     return sorted(c for c in w.columns if c.startswith(TRACE_PREFIX))
 
 
+def first_of_line() -> pl.Expr:
+    """The first row of each line in a frame whose rows are grouped by line (`_row`), as
+    a join that keeps the lines' order leaves them: with the right side sorted, a line's
+    first row is its match (its span, plan year or contract)."""
+    return pl.col("_row") != pl.col("_row").shift(1).fill_null(-1)
+
+
 def override(action: str) -> pl.Expr:
     return (pl.col("override_action") == action).fill_null(False)
 

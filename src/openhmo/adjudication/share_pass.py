@@ -238,7 +238,8 @@ def share(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # pass is compiled once, not once per mix of the two (about 4 s each).
     inputs = {}
     for name, values in columns.items():
-        values = np.ascontiguousarray(values)
+        # (A view, so that the caller's own array stays as it was.)
+        values = np.ascontiguousarray(values).view()
         values.setflags(write=False)
         inputs[name] = values
     _pass(**inputs, out=out)

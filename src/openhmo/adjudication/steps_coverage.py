@@ -7,7 +7,7 @@ import threading
 import polars as pl
 
 from openhmo.adjudication.context import Context
-from openhmo.adjudication.frame import I64, OPEN, S, pend, settle, trace
+from openhmo.adjudication.frame import I64, OPEN, S, first_of_line, pend, settle, trace
 from openhmo.categories.classifier import (
     DIAGNOSES_READ,
     classify,
@@ -103,7 +103,7 @@ def network(w: pl.DataFrame, context: Context, tables) -> pl.DataFrame:
             (pl.col("start") <= pl.col("service_date"))
             & (pl.col("end").is_null() | (pl.col("end") >= pl.col("service_date")))
         )
-        .filter(pl.col("_row") != pl.col("_row").shift(1).fill_null(-1))
+        .filter(first_of_line())
         .select("_row", "fee_schedule_key", contract_start="start")
     )
     w = w.join(contracts, on="_row", how="left", maintain_order="left").with_columns(
